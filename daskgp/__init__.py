@@ -1,0 +1,54 @@
+"""daskgp: gunpowder's API for training pipelines on large 3D images, on lazy dask graphs.
+
+Port a pipeline by changing ``import gunpowder as gp`` to ``import daskgp as gp``.
+"""
+
+from .batch import Array, Batch
+from .compute import resolve_scheduler
+from .errors import (
+    ArrayError,
+    BatchError,
+    BatchRequestError,
+    DaskgpError,
+    PipelineRequestError,
+    PipelineSetupError,
+    SourceError,
+)
+from .geometry import Coordinate, Roi
+from .keys import ArrayKey, ArrayKeys, GraphKey, GraphKeys
+from .nodes import *  # noqa: F403
+from .nodes import __all__ as _node_names
+from .pipeline import Pipeline, build
+from .provider import BatchFilter, BatchProvider
+from .request import BatchRequest
+from .specs import ArraySpec, GraphSpec, ProviderSpec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Array",
+    "ArrayError",
+    "ArrayKey",
+    "ArrayKeys",
+    "ArraySpec",
+    "Batch",
+    "BatchError",
+    "BatchFilter",
+    "BatchProvider",
+    "BatchRequest",
+    "BatchRequestError",
+    "Coordinate",
+    "DaskgpError",
+    "GraphKey",
+    "GraphKeys",
+    "GraphSpec",
+    "Pipeline",
+    "PipelineRequestError",
+    "PipelineSetupError",
+    "ProviderSpec",
+    "Roi",
+    "SourceError",
+    "build",
+    "resolve_scheduler",
+    *_node_names,
+]

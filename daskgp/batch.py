@@ -1,0 +1,204 @@
+"""``Array`` and ``Batch``: data with specs, lazy (dask) while a batch is built, numpy after.
+
+``Batch.compute()`` materializes a lazy batch with one ``dask.compute`` call.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Iterator
+
+import dask
+import dask.array as da
+import numpy as np
+
+from .errors import ArrayError
+from .geometry import Roi, roi_to_voxel_slices
+from .keys import ArrayKey, GraphKey
+from .specs import ArraySpec
+
+
+class Array:
+    """An array's data (``dask.array.Array`` or ``numpy.ndarray``) with its ``ArraySpec``.
+
+    The last ``roi.dims`` axes are spatial; leading axes are channels. A spatial array's shape
+    must equal ``roi.shape / voxel_size``, and its dtype the spec's (filled in when unset).
+
+    Args:
+        data (dask or numpy array): the values.
+        spec (ArraySpec): ROI, voxel size, dtype and flags.
+        attrs (dict, optional): free-form metadata.
+
+    Example:
+        >>> a = Array(np.zeros((10, 10)), ArraySpec(roi=Roi((0, 0), (20, 20)), voxel_size=(2, 2)))
+        >>> a.crop(Roi((4, 4), (4, 6))).data.shape
+        (2, 3)
+    """
+
+    def __init__(self, data, spec: ArraySpec | None = None, attrs: dict | None = None) -> None:
+        if not isinstance(data, (da.Array, np.ndarray)):
+            data = np.asarray(data)
+        spec = ArraySpec() if spec is None else spec.copy()
+        if spec.dtype is None:
+            spec.dtype = data.dtype
+        elif np.dtype(spec.dtype) != data.dtype:
+            raise ArrayError(f"array data has dtype {data.dtype}, but its spec says {spec.dtype}")
+        if not spec.nonspatial and spec.roi is not None and spec.voxel_size is not None:
+            expected = tuple(spec.roi.shape / spec.voxel_size)
+            spatial_shape = data.shape[data.ndim - spec.roi.dims:] if data.ndim else ()
+            if data.ndim < spec.roi.dims or tuple(spatial_shape) != expected:
+                raise ArrayError(
+                    f"array data of shape {data.shape} does not match ROI {spec.roi} at voxel "
+                    f"size {spec.voxel_size}: the last {spec.roi.dims} axes must be {expected}"
+                )
+        self.data = data
+        self.spec = spec
+        self.attrs = {} if attrs is None else dict(attrs)
+
+    @property
+    def is_lazy(self) -> bool:
+        """True while the data is a dask array."""
+        return isinstance(self.data, da.Array)
+
+    def crop(self, roi: Roi) -> Array:
+        """A view of this array restricted to ``roi`` (world units; must lie inside)."""
+        if self.spec.nonspatial:
+            return self
+        if not self.spec.roi.contains(roi):
+            raise ArrayError(f"cannot crop array with ROI {self.spec.roi} to {roi}: not contained")
+        slices = roi_to_voxel_slices(roi, self.spec.roi, self.spec.voxel_size)
+        channels = (slice(None),) * (self.data.ndim - roi.dims)
+        spec = self.spec.copy()
+        spec.roi = roi
+        return Array(self.data[channels + slices], spec, self.attrs)
+
+    def copy(self) -> Array:
+        """A copy with its own spec (data is shared: dask arrays are immutable)."""
+        return Array(self.data, self.spec, copy.deepcopy(self.attrs))
+
+    def __repr__(self) -> str:
+        kind = "dask" if self.is_lazy else "numpy"
+        return f"Array({kind} {self.data.shape} {self.data.dtype}, {self.spec})"
+
+
+class Batch:
+    """The arrays (and graphs) delivered for a request.
+
+    Example:
+        >>> raw = ArrayKey("RAW")
+        >>> batch = Batch()
+        >>> batch[raw] = Array(np.ones((4,)), ArraySpec(roi=Roi((0,), (4,)), voxel_size=(1,)))
+        >>> batch[raw].data.sum()
+        np.float64(4.0)
+    """
+
+    _ids = itertools.count()
+
+    def __init__(self) -> None:
+        self.id = next(Batch._ids)
+        self.arrays: dict[ArrayKey, Array] = {}
+        self.graphs: dict = {}
+        self.loss = None
+        self.iteration = None
+        self.random_seed: int | None = None
+        self.profiling_stats = None
+
+    def __setitem__(self, key: ArrayKey | GraphKey, value) -> None:
+        if isinstance(key, ArrayKey):
+            if not isinstance(value, Array):
+                raise TypeError(f"batch[{key}] must be an Array, got {type(value).__name__}")
+            self.arrays[key] = value
+        elif isinstance(key, GraphKey):
+            self.graphs[key] = value
+        else:
+            raise TypeError(f"only ArrayKey or GraphKey can be used as keys, got {key!r}")
+
+    def __getitem__(self, key: ArrayKey | GraphKey):
+        store = self.arrays if isinstance(key, ArrayKey) else self.graphs
+        if key not in store:
+            raise KeyError(f"{key} is not in this batch; it has {list(self.keys())}")
+        return store[key]
+
+    def __delitem__(self, key: ArrayKey | GraphKey) -> None:
+        store = self.arrays if isinstance(key, ArrayKey) else self.graphs
+        del store[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.arrays or key in self.graphs
+
+    def __len__(self) -> int:
+        return len(self.arrays) + len(self.graphs)
+
+    def keys(self) -> Iterator:
+        """All keys, arrays first."""
+        yield from self.arrays
+        yield from self.graphs
+
+    def items(self) -> Iterator[tuple]:
+        """(key, Array or graph) pairs."""
+        yield from self.arrays.items()
+        yield from self.graphs.items()
+
+    def get_total_roi(self) -> Roi | None:
+        """The union of all spatial ROIs in this batch."""
+        total = None
+        for array in self.arrays.values():
+            if array.spec.nonspatial or array.spec.roi is None:
+                continue
+            total = array.spec.roi if total is None else total.union(array.spec.roi)
+        return total
+
+    def _with_arrays(self, arrays: dict[ArrayKey, Array]) -> Batch:
+        batch = Batch()
+        batch.arrays = arrays
+        batch.graphs = dict(self.graphs)
+        for attr in ("loss", "iteration", "random_seed", "profiling_stats"):
+            setattr(batch, attr, getattr(self, attr))
+        return batch
+
+    def crop(self, request) -> Batch:
+        """A batch with only the keys of ``request``, each cropped to its requested ROI."""
+        arrays = {}
+        for key, spec in request.array_specs.items():
+            if key not in self.arrays:
+                continue
+            array = self.arrays[key]
+            if spec.roi is not None and not array.spec.nonspatial:
+                array = array.crop(spec.roi)
+            arrays[key] = array
+        return self._with_arrays(arrays)
+
+    def merge(self, batch: Batch) -> Batch:
+        """This batch with the arrays of ``batch`` added or replacing ours."""
+        arrays = dict(self.arrays)
+        arrays.update(batch.arrays)
+        merged = self._with_arrays(arrays)
+        merged.graphs.update(batch.graphs)
+        return merged
+
+    def compute(self, scheduler=None, **kwargs) -> Batch:
+        """This batch with every dask array computed to numpy, in one ``dask.compute`` call.
+
+        This is a materialization boundary. ``scheduler`` is any of dask's (``"sync"``,
+        ``"threads"``, ``"processes"``, a ``distributed.Client``); None follows dask's rules.
+        """
+        keys = [k for k, a in self.arrays.items() if a.is_lazy]
+        values = dask.compute(*(self.arrays[k].data for k in keys), scheduler=scheduler, **kwargs)
+        arrays = dict(self.arrays)
+        for key, value in zip(keys, values, strict=False):
+            arrays[key] = Array(np.asarray(value), self.arrays[key].spec, self.arrays[key].attrs)
+        return self._with_arrays(arrays)
+
+    def persist(self, scheduler=None, **kwargs) -> Batch:
+        """This batch with its dask arrays persisted (in memory, or on a cluster's workers)."""
+        keys = [k for k, a in self.arrays.items() if a.is_lazy]
+        values = dask.persist(*(self.arrays[k].data for k in keys), scheduler=scheduler, **kwargs)
+        arrays = dict(self.arrays)
+        for key, value in zip(keys, values, strict=False):
+            arrays[key] = Array(value, self.arrays[key].spec, self.arrays[key].attrs)
+        return self._with_arrays(arrays)
+
+    def __repr__(self) -> str:
+        lines = [f"\t{key}: {array}" for key, array in self.items()]
+        return f"Batch(id={self.id}\n" + "\n".join(lines) + "\n)"

@@ -1,0 +1,165 @@
+"""Run gunpowder-style numpy nodes (``lazy = False``) inside dask tasks, unchanged.
+
+A numpy node's ``provide``/``process`` runs in one task per batch on materialized inputs, with
+``random`` and ``numpy.random`` seeded from the request; outputs become dask arrays again.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import dask
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+
+from .batch import Array, Batch
+from .errors import ArrayError, PipelineRequestError
+from .names import task_prefix
+from .request import BatchRequest
+from .seeds import derive_seed
+from .specs import ArraySpec
+
+# Old nodes draw from the global RNGs; seeding them is only deterministic one node at a time.
+_GLOBAL_RNG_LOCK = threading.RLock()
+
+
+def _seed_globals(node, request: BatchRequest, phase: str) -> None:
+    seed = derive_seed(request.random_seed or 0, node.node_id, node.name(), phase)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def prepare_with_global_seed(node, request: BatchRequest):
+    """Call a numpy node's ``prepare`` with the global RNGs seeded from the request."""
+    with _GLOBAL_RNG_LOCK:
+        _seed_globals(node, request, "prepare")
+        return node.prepare(request)
+
+
+def _output_spec(node, key, request: BatchRequest, inputs: dict[object, Array]) -> ArraySpec:
+    if key in inputs:
+        spec = inputs[key].spec.copy()
+    elif key in node.spec:
+        spec = node.spec[key].copy()
+    else:
+        raise PipelineRequestError(f"{node.name()}: {key} was requested but is not provided")
+    requested = request[key]
+    if not spec.nonspatial:
+        spec.roi = requested.roi
+    if key in node.spec and node.spec[key].dtype is not None and (
+        key in getattr(node, "updated_items", []) or key in node.provided_items
+    ):
+        spec.dtype = node.spec[key].dtype
+    elif key in inputs:
+        spec.dtype = inputs[key].data.dtype
+    if spec.dtype is None:
+        raise PipelineRequestError(
+            f"{node.name()} is a numpy node that provides {key} without a dtype: declare the "
+            "dtype in the ArraySpec passed to provides()"
+        )
+    return spec
+
+
+def _output_shape(node, key, spec: ArraySpec, inputs: dict[object, Array]) -> tuple[int, ...]:
+    if spec.nonspatial:
+        if key not in inputs:
+            raise PipelineRequestError(
+                f"{node.name()} is a numpy node that provides the nonspatial array {key}; its "
+                "shape is unknown before the task runs. Make the node lazy (lazy = True) and "
+                "return a dask array instead"
+            )
+        return inputs[key].data.shape
+    if spec.voxel_size is None:
+        raise PipelineRequestError(f"{node.name()}: {key} has no voxel size in its spec")
+    channels = ()
+    if key in inputs:
+        data = inputs[key].data
+        channels = data.shape[: data.ndim - spec.roi.dims]
+    return tuple(channels) + tuple(int(s) for s in spec.roi.shape / spec.voxel_size)
+
+
+def _check_output(node, key, data, shape, dtype) -> np.ndarray:
+    data = np.asarray(data)
+    if data.shape != shape or data.dtype != dtype:
+        raise ArrayError(
+            f"{node.name()} returned {key} with shape {data.shape} and dtype {data.dtype}, but "
+            f"{shape} and {dtype} were expected from the request and the node's spec"
+        )
+    return data
+
+
+def _run_process(node, data: dict, specs: dict, request: BatchRequest, expected: dict) -> dict:
+    batch = Batch()
+    batch.random_seed = request.random_seed
+    for key, values in data.items():
+        # Tasks may share their inputs (the threaded scheduler does not copy): mutate a copy.
+        batch[key] = Array(np.array(values, copy=True), specs[key])
+    with _GLOBAL_RNG_LOCK:
+        _seed_globals(node, request, "process")
+        processed = node.process(batch, request)
+    if processed is None:
+        processed = batch
+    result = batch.merge(processed)
+    outputs = {}
+    for key, (shape, dtype) in expected.items():
+        if key not in result.arrays:
+            raise ArrayError(f"{node.name()} did not return {key}, which was requested")
+        array = result.arrays[key]
+        if not array.spec.nonspatial:
+            array = array.crop(request[key].roi)
+        outputs[key] = _check_output(node, key, array.data, shape, dtype)
+    return outputs
+
+
+def _run_provide(node, request: BatchRequest, expected: dict) -> dict:
+    with _GLOBAL_RNG_LOCK:
+        _seed_globals(node, request, "provide")
+        batch = node.provide(request.copy())
+    outputs = {}
+    for key, (shape, dtype) in expected.items():
+        if key not in batch.arrays:
+            raise ArrayError(f"{node.name()} did not provide {key}, which was requested")
+        outputs[key] = _check_output(node, key, batch.arrays[key].data, shape, dtype)
+    return outputs
+
+
+def _wrap(node, task, request: BatchRequest, specs: dict, expected: dict) -> Batch:
+    batch = Batch()
+    batch.random_seed = request.random_seed
+    for key, (shape, dtype) in expected.items():
+        name = f"{task.key}-{str(key).lower()}"
+        data = da.from_delayed(task[key], shape=shape, dtype=dtype, name=name)
+        batch[key] = Array(data, specs[key])
+    return batch
+
+
+def provide_in_task(node, request: BatchRequest) -> Batch:
+    """Build a lazy batch whose arrays come from ``node.provide`` run in one dask task."""
+    specs, expected = {}, {}
+    for key in request.array_specs:
+        spec = _output_spec(node, key, request, {})
+        specs[key] = spec
+        expected[key] = (_output_shape(node, key, spec, {}), spec.dtype)
+    name = f"{task_prefix(node.name())}-{tokenize(node.node_id, node.name(), request)}"
+    task = dask.delayed(_run_provide, pure=True)(node, request, expected, dask_key_name=name)
+    return _wrap(node, task, request, specs, expected)
+
+
+def process_in_task(node, batch: Batch, request: BatchRequest) -> Batch:
+    """Build a lazy batch whose arrays come from ``node.process`` run in one dask task."""
+    inputs = dict(batch.arrays)
+    keys = [k for k in request.array_specs if k in inputs or k in node.provided_items]
+    specs, expected = {}, {}
+    for key in keys:
+        spec = _output_spec(node, key, request, inputs)
+        specs[key] = spec
+        expected[key] = (_output_shape(node, key, spec, inputs), spec.dtype)
+    data = {key: array.data for key, array in inputs.items()}
+    in_specs = {key: array.spec for key, array in inputs.items()}
+    name = f"{task_prefix(node.name())}-{tokenize(node.node_id, node.name(), request, data)}"
+    task = dask.delayed(_run_process, pure=True)(
+        node, data, in_specs, request, expected, dask_key_name=name
+    )
+    return _wrap(node, task, request, specs, expected)

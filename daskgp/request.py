@@ -1,0 +1,104 @@
+"""``BatchRequest``: the ROIs a downstream consumer asks for, and the seed of its randomness."""
+
+from __future__ import annotations
+
+from .geometry import Coordinate, Roi
+from .keys import ArrayKey, GraphKey
+from .specs import ArraySpec, GraphSpec, ProviderSpec
+
+SEED_MODULUS = 2**32
+
+
+class BatchRequest(ProviderSpec):
+    """A request for a batch: a ``ProviderSpec`` plus a random seed.
+
+    ``add()`` centres every ROI on the total ROI, as gunpowder does. The seed makes the batch a
+    pure function of (pipeline, request): a request without a seed gets one from the pipeline
+    (``build(pipeline, seed=...)``) when it is sent.
+
+    Args:
+        array_specs (dict, optional): initial ``{ArrayKey: ArraySpec}``.
+        graph_specs (dict, optional): initial ``{GraphKey: GraphSpec}``.
+        random_seed (int, optional): seed of every random draw made for this request.
+
+    Example:
+        >>> raw, gt = ArrayKey("RAW"), ArrayKey("GT")
+        >>> request = BatchRequest(random_seed=42)
+        >>> request.add(raw, (84, 268, 268))
+        >>> request.add(gt, (56, 56, 56))
+        >>> request[gt].roi
+        [14:70, 106:162, 106:162] (56, 56, 56)
+    """
+
+    def __init__(self, *args, random_seed: int | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._random_seed = None if random_seed is None else int(random_seed) % SEED_MODULUS
+
+    @property
+    def random_seed(self) -> int | None:
+        """The seed of this request's random draws (None until the pipeline assigns one)."""
+        return self._random_seed
+
+    @random_seed.setter
+    def random_seed(self, seed: int | None) -> None:
+        self._random_seed = None if seed is None else int(seed) % SEED_MODULUS
+
+    def add(
+        self,
+        key: ArrayKey | GraphKey,
+        shape,
+        voxel_size=None,
+        directed: bool | None = None,
+        placeholder: bool = False,
+    ) -> None:
+        """Request ``key`` with a ROI of ``shape`` (world units), centred on the total ROI."""
+        shape = Coordinate(shape)
+        if isinstance(key, ArrayKey):
+            spec = ArraySpec(roi=Roi((0,) * shape.dims, shape), placeholder=placeholder)
+            if voxel_size is not None:
+                spec.voxel_size = Coordinate(voxel_size)
+        elif isinstance(key, GraphKey):
+            spec = GraphSpec(roi=Roi((0,) * shape.dims, shape), directed=directed,
+                             placeholder=placeholder)
+        else:
+            raise TypeError(f"only ArrayKey or GraphKey can be added, got {key!r}")
+        self[key] = spec
+        self._center_rois()
+
+    def _center_rois(self) -> None:
+        total_roi = self.get_total_roi()
+        if total_roi is None:
+            return
+        center = total_roi.center
+        for _, spec in self.items():
+            if spec.roi is None or getattr(spec, "nonspatial", False):
+                continue
+            spec.roi = spec.roi.shift(center - spec.roi.center)
+
+    def update_with(self, request: BatchRequest) -> BatchRequest:
+        """A copy of this request that also covers everything ``request`` asks for."""
+        if not isinstance(request, BatchRequest):
+            raise TypeError(f"update_with takes a BatchRequest, got {request!r}")
+        merged = self.copy()
+        for key, spec in request.items():
+            if key not in merged or getattr(merged[key], "nonspatial", False):
+                merged[key] = spec
+                continue
+            mine = merged[key]
+            if mine.roi is not None and spec.roi is not None:
+                mine.roi = mine.roi.union(spec.roi)
+            elif spec.roi is not None:
+                mine.roi = spec.roi
+            mine.placeholder = mine.placeholder and spec.placeholder
+            for field in ("voxel_size", "dtype", "interpolatable"):
+                if getattr(spec, field, None) is not None:
+                    setattr(mine, field, getattr(spec, field))
+        return merged
+
+    def remove_placeholders(self) -> None:
+        """Drop the keys that are requested only as placeholders."""
+        for key in [k for k, spec in self.items() if spec.placeholder]:
+            del self[key]
+
+    def __repr__(self) -> str:
+        return super().__repr__()[:-1] + f"\trandom_seed={self._random_seed}\n)"

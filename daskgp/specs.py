@@ -1,0 +1,211 @@
+"""Specs: what an array is (``ArraySpec``) and what a provider offers (``ProviderSpec``).
+
+Mutable like gunpowder's, so nodes can write ``spec.roi = ...`` on their own copies.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+
+import numpy as np
+
+from .geometry import Coordinate, Roi
+from .keys import ArrayKey, GraphKey
+
+#: dtypes that gunpowder considers interpolatable when a spec does not say.
+INTERPOLATABLE_DTYPES = (np.float16, np.float32, np.float64, np.uint8, np.uint16)
+
+
+def guess_interpolatable(dtype: np.dtype) -> bool:
+    """gunpowder's rule: float and small unsigned intensity types interpolate, labels do not.
+
+    Example:
+        >>> guess_interpolatable(np.dtype("uint64"))
+        False
+    """
+    return np.dtype(dtype).type in INTERPOLATABLE_DTYPES
+
+
+class ArraySpec:
+    """Describes an array: its ROI and voxel size in world units, dtype and flags.
+
+    Args:
+        roi (Roi, optional): the region covered, in world units.
+        voxel_size (Coordinate, optional): world units per voxel in each spatial dimension.
+        interpolatable (bool, optional): whether values may be interpolated (raw) or not (labels).
+        nonspatial (bool): the array has no spatial extent (a vector, a scalar, a shift).
+        dtype (numpy dtype, optional): the data type.
+        placeholder (bool): requested only for its ROI; no data is delivered.
+
+    Example:
+        >>> ArraySpec(roi=Roi((0, 0, 0), (40, 40, 40)), voxel_size=Coordinate(4, 4, 4)).roi
+        [0:40, 0:40, 0:40] (40, 40, 40)
+    """
+
+    def __init__(
+        self,
+        roi: Roi | None = None,
+        voxel_size: Coordinate | None = None,
+        interpolatable: bool | None = None,
+        nonspatial: bool = False,
+        dtype: np.dtype | type | str | None = None,
+        placeholder: bool = False,
+    ) -> None:
+        self.roi = roi
+        self.voxel_size = None if voxel_size is None else Coordinate(voxel_size)
+        self.interpolatable = interpolatable
+        self.nonspatial = nonspatial
+        self.dtype = None if dtype is None else np.dtype(dtype)
+        self.placeholder = placeholder
+
+    def copy(self) -> ArraySpec:
+        """A deep copy."""
+        return copy.deepcopy(self)
+
+    def _fields(self) -> tuple:
+        return (
+            self.roi,
+            self.voxel_size,
+            self.interpolatable,
+            self.nonspatial,
+            self.dtype,
+            self.placeholder,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ArraySpec) and self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        parts = [
+            f"roi={self.roi}",
+            f"voxel_size={self.voxel_size}",
+            f"interpolatable={self.interpolatable}",
+            f"nonspatial={self.nonspatial}",
+            f"dtype={self.dtype}",
+        ]
+        if self.placeholder:
+            parts.append("placeholder=True")
+        return "ArraySpec(" + ", ".join(parts) + ")"
+
+    def __dask_tokenize__(self):
+        return tuple(str(f) for f in self._fields())
+
+
+class GraphSpec:
+    """Describes a graph (points); kept for gunpowder compatibility, not yet served."""
+
+    def __init__(self, roi: Roi | None = None, directed: bool | None = None,
+                 placeholder: bool = False) -> None:
+        self.roi = roi
+        self.directed = directed
+        self.placeholder = placeholder
+
+    def copy(self) -> GraphSpec:
+        """A deep copy."""
+        return copy.deepcopy(self)
+
+
+class ProviderSpec:
+    """A mapping from keys to specs: what a provider offers, or what a request asks for.
+
+    Example:
+        >>> raw = ArrayKey("RAW")
+        >>> spec = ProviderSpec({raw: ArraySpec(roi=Roi((0,), (10,)))})
+        >>> raw in spec
+        True
+    """
+
+    def __init__(self, array_specs: dict | None = None, graph_specs: dict | None = None) -> None:
+        self.array_specs: dict[ArrayKey, ArraySpec] = {}
+        self.graph_specs: dict[GraphKey, GraphSpec] = {}
+        for key, spec in (array_specs or {}).items():
+            self[key] = spec
+        for key, spec in (graph_specs or {}).items():
+            self[key] = spec
+
+    def __setitem__(self, key: ArrayKey | GraphKey, spec: ArraySpec | GraphSpec) -> None:
+        if isinstance(key, ArrayKey):
+            if not isinstance(spec, ArraySpec):
+                raise TypeError(f"the spec for array {key} must be an ArraySpec, got {spec!r}")
+            self.array_specs[key] = spec.copy()
+        elif isinstance(key, GraphKey):
+            if not isinstance(spec, GraphSpec):
+                raise TypeError(f"the spec for graph {key} must be a GraphSpec, got {spec!r}")
+            self.graph_specs[key] = spec.copy()
+        else:
+            raise TypeError(f"only ArrayKey or GraphKey can be used as keys, got {key!r}")
+
+    def __getitem__(self, key: ArrayKey | GraphKey) -> ArraySpec | GraphSpec:
+        specs = self.array_specs if isinstance(key, ArrayKey) else self.graph_specs
+        if key not in specs:
+            raise KeyError(f"{key} is not in this spec; it has {self.keys()}")
+        return specs[key]
+
+    def __delitem__(self, key: ArrayKey | GraphKey) -> None:
+        specs = self.array_specs if isinstance(key, ArrayKey) else self.graph_specs
+        del specs[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.array_specs or key in self.graph_specs
+
+    def __len__(self) -> int:
+        return len(self.array_specs) + len(self.graph_specs)
+
+    def __iter__(self) -> Iterator[ArrayKey | GraphKey]:
+        yield from self.array_specs
+        yield from self.graph_specs
+
+    def keys(self) -> list:
+        """All keys, arrays first."""
+        return list(self)
+
+    def items(self) -> Iterator[tuple]:
+        """(key, spec) pairs, arrays first."""
+        yield from self.array_specs.items()
+        yield from self.graph_specs.items()
+
+    def get_total_roi(self) -> Roi | None:
+        """The union of all spatial ROIs, or None when there is none."""
+        total = None
+        for _, spec in self.items():
+            if getattr(spec, "nonspatial", False) or spec.roi is None:
+                continue
+            total = spec.roi if total is None else total.union(spec.roi)
+        return total
+
+    def get_common_roi(self) -> Roi | None:
+        """The intersection of all spatial ROIs, or None when there is none."""
+        common = None
+        for _, spec in self.items():
+            if getattr(spec, "nonspatial", False) or spec.roi is None:
+                continue
+            common = spec.roi if common is None else common.intersect(spec.roi)
+        return common
+
+    def get_lcm_voxel_size(self, keys=None) -> Coordinate | None:
+        """Least common multiple of the voxel sizes of ``keys`` (default: all arrays)."""
+        from .geometry import lcm_voxel_size
+
+        keys = self.array_specs.keys() if keys is None else keys
+        return lcm_voxel_size(
+            self.array_specs[k].voxel_size for k in keys if k in self.array_specs
+        )
+
+    def copy(self):
+        """A deep copy."""
+        return copy.deepcopy(self)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ProviderSpec)
+            and self.array_specs == other.array_specs
+            and self.graph_specs.keys() == other.graph_specs.keys()
+        )
+
+    def __dask_tokenize__(self):
+        return (type(self).__name__, repr(self))
+
+    def __repr__(self) -> str:
+        lines = [f"\t{key}: {spec}" for key, spec in self.items()]
+        return type(self).__name__ + "(\n" + "\n".join(lines) + "\n)"

@@ -108,7 +108,13 @@ def _run_process(node, data: dict, specs: dict, request: BatchRequest, expected:
             raise ArrayError(f"{node.name()} did not return {key}, which was requested")
         array = result.arrays[key]
         if not array.spec.nonspatial:
-            array = array.crop(request[key].roi)
+            try:
+                array = Array(array.data, array.spec).crop(request[key].roi)
+            except ArrayError as error:
+                raise ArrayError(
+                    f"{node.name()} returned {key} with shape {np.shape(array.data)}, which does "
+                    f"not fit its spec: {error}"
+                ) from None
         outputs[key] = _check_output(node, key, array.data, shape, dtype)
     return outputs
 

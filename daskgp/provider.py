@@ -310,6 +310,10 @@ class BatchFilter(BatchProvider):
         """Transform ``batch`` (cropped to what ``prepare`` asked for) towards ``request``."""
         return None
 
+    def _provide(self, request: BatchRequest) -> Batch:
+        # A filter plans in the driver; only its process() may run in a task (see provide).
+        return self.provide(request)
+
     def _prepare(self, request: BatchRequest):
         if self.lazy:
             return self.prepare(request)

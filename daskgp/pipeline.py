@@ -17,7 +17,6 @@ from .compute import resolve_scheduler, using_scheduler
 from .errors import PipelineSetupError
 from .provider import BatchProvider
 from .request import BatchRequest
-from .seeds import derive_seed
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +104,14 @@ class Pipeline:
                 node.output.add_upstream_provider(child.output)
 
         self.traverse(connect)
-        for index, node in enumerate(self.nodes()):
-            node._node_id = index
+        # A node's seeds depend on its class and how many nodes of that class are upstream of
+        # it, so adding a node of another kind (a PreCache, say) changes no other node's draws.
+        upstream_first: list[BatchProvider] = []
+        self.traverse(lambda node: upstream_first.append(node.output), reverse=True)
+        seen: dict[str, int] = {}
+        for node in dict.fromkeys(upstream_first):
+            node._node_id = seen.get(node.name(), 0)
+            seen[node.name()] = node._node_id + 1
         self.traverse(lambda node: node.output.setup(), reverse=True)
         self._is_setup = True
 
@@ -125,10 +130,9 @@ class Pipeline:
     def _seeded(self, request: BatchRequest) -> BatchRequest:
         if not isinstance(request, BatchRequest):
             raise TypeError(f"request_batch takes a BatchRequest, got {type(request).__name__}")
-        request = request.copy()
         if request.random_seed is None:
-            request.random_seed = derive_seed(self.seed or 0, next(self._counter))
-        return request
+            return request.in_sequence(self.seed or 0, next(self._counter))
+        return request.copy()
 
     def request_lazy_batch(self, request: BatchRequest) -> Batch:
         """Plan and build the batch for ``request``; return it with dask arrays, uncomputed."""

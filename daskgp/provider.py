@@ -9,9 +9,10 @@ from __future__ import annotations
 import copy
 import logging
 
+import dask.array as da
 import numpy as np
 
-from .batch import Batch
+from .batch import Array, Batch
 from .errors import BatchError, BatchRequestError, DaskgpError, PipelineRequestError
 from .keys import ArrayKey
 from .request import BatchRequest
@@ -119,7 +120,7 @@ class BatchProvider:
 
     @property
     def node_id(self) -> int:
-        """This node's position in its pipeline, part of every seed it draws from."""
+        """How many nodes of this class are upstream of this one; part of every seed it draws."""
         return self.__dict__.get("_node_id", 0)
 
     def rng(self, request: BatchRequest, *purpose) -> np.random.Generator:
@@ -354,7 +355,7 @@ class BatchFilter(BatchProvider):
             node_batch = batch
         downstream_request.remove_placeholders()
         if self.lazy:
-            processed = self.process(node_batch, downstream_request)
+            processed = self.process(_as_dask(node_batch), downstream_request)
         else:
             from .numpy_nodes import process_in_task
 
@@ -362,3 +363,16 @@ class BatchFilter(BatchProvider):
         if processed is None:
             processed = node_batch
         return batch.merge(processed).crop(downstream_request)
+
+
+def _as_dask(batch: Batch) -> Batch:
+    """``batch`` with numpy arrays (from a materialization boundary upstream) wrapped as dask."""
+    if all(array.is_lazy for array in batch.arrays.values()):
+        return batch
+    arrays = {
+        key: array if array.is_lazy else Array(
+            da.from_array(array.data, chunks=array.data.shape or -1, name=False), array.spec,
+            array.attrs)
+        for key, array in batch.arrays.items()
+    }
+    return batch._with_arrays(arrays)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .geometry import Coordinate, Roi
 from .keys import ArrayKey, GraphKey
+from .seeds import derive_seed
 from .specs import ArraySpec, GraphSpec, ProviderSpec
 
 SEED_MODULUS = 2**32
@@ -41,7 +42,32 @@ class BatchRequest(ProviderSpec):
 
     @random_seed.setter
     def random_seed(self, seed: int | None) -> None:
-        self._random_seed = None if seed is None else int(seed) % SEED_MODULUS
+        seed = None if seed is None else int(seed) % SEED_MODULUS
+        if seed != self._random_seed:
+            self.__dict__.pop("_sequence", None)
+        self._random_seed = seed
+
+    @property
+    def sequence(self) -> tuple[int, int] | None:
+        """(base seed, index) when this is batch ``index`` of a pipeline's seeded sequence.
+
+        ``PreCache`` uses it to compute the batches that will be asked for next.
+        """
+        return self.__dict__.get("_sequence")
+
+    def in_sequence(self, base_seed: int, index: int) -> BatchRequest:
+        """A copy of this request that is batch ``index`` of the sequence seeded by
+        ``base_seed``: its seed is a pure function of the two.
+
+        Example:
+            >>> a = BatchRequest().in_sequence(5, 0)
+            >>> a.random_seed == BatchRequest().in_sequence(5, 0).random_seed, a.sequence
+            (True, (5, 0))
+        """
+        request = self.copy()
+        request._random_seed = derive_seed(base_seed, index)
+        request._sequence = (int(base_seed), int(index))
+        return request
 
     def add(
         self,

@@ -13,6 +13,7 @@ from .errors import (
     PipelineRequestError,
     PipelineSetupError,
     SourceError,
+    TaskError,
 )
 from .geometry import Coordinate, Roi
 from .keys import ArrayKey, ArrayKeys, GraphKey, GraphKeys
@@ -48,6 +49,7 @@ __all__ = [
     "ProviderSpec",
     "Roi",
     "SourceError",
+    "TaskError",
     "build",
     "resolve_scheduler",
     *_node_names,

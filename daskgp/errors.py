@@ -32,3 +32,8 @@ class ArrayError(DaskgpError):
 
 class SourceError(DaskgpError):
     """A source cannot read a file or dataset; names the file and the dataset."""
+
+
+class TaskError(DaskgpError):
+    """A task of a node failed while the scheduler computed a batch; names the node and
+    carries the original traceback in its message (it survives pickling to and from workers)."""

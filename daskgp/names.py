@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import traceback
+
+from .errors import DaskgpError, TaskError
 
 
 def task_prefix(name: str) -> str:
@@ -13,3 +16,34 @@ def task_prefix(name: str) -> str:
         'zarr-source'
     """
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", name).replace("_", "-").lower()
+
+
+class NodeTask:
+    """A picklable task function that names its node when it fails.
+
+    The original exception and its traceback text are kept in the ``TaskError`` message,
+    because tracebacks do not survive the trip back from a worker process.
+
+    Example:
+        >>> task = NodeTask(divmod, "ElasticAugment")
+        >>> task(7, 2)
+        (3, 1)
+    """
+
+    def __init__(self, func, node_name: str) -> None:
+        self.func = func
+        self.node_name = node_name
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return self.func(*args, **kwargs)
+        except DaskgpError:  # already names its node
+            raise
+        except Exception as error:
+            raise TaskError(
+                f"{self.node_name}: a task failed with {type(error).__name__}: {error}\n"
+                f"original traceback:\n{traceback.format_exc()}"
+            ) from error
+
+    def __dask_tokenize__(self):
+        return ("NodeTask", self.func.__module__, self.func.__qualname__, self.node_name)

@@ -16,7 +16,7 @@ from dask.base import tokenize
 
 from .batch import Array, Batch
 from .errors import ArrayError, PipelineRequestError
-from .names import task_prefix
+from .names import NodeTask, task_prefix
 from .request import BatchRequest
 from .seeds import derive_seed
 from .specs import ArraySpec
@@ -149,7 +149,9 @@ def provide_in_task(node, request: BatchRequest) -> Batch:
         specs[key] = spec
         expected[key] = (_output_shape(node, key, spec, {}), spec.dtype)
     name = f"{task_prefix(node.name())}-{tokenize(node.node_id, node.name(), request)}"
-    task = dask.delayed(_run_provide, pure=True)(node, request, expected, dask_key_name=name)
+    task = dask.delayed(NodeTask(_run_provide, node.name()), pure=True)(
+        node, request, expected, dask_key_name=name
+    )
     return _wrap(node, task, request, specs, expected)
 
 
@@ -165,7 +167,7 @@ def process_in_task(node, batch: Batch, request: BatchRequest) -> Batch:
     data = {key: array.data for key, array in inputs.items()}
     in_specs = {key: array.spec for key, array in inputs.items()}
     name = f"{task_prefix(node.name())}-{tokenize(node.node_id, node.name(), request, data)}"
-    task = dask.delayed(_run_process, pure=True)(
+    task = dask.delayed(NodeTask(_run_process, node.name()), pure=True)(
         node, data, in_specs, request, expected, dask_key_name=name
     )
     return _wrap(node, task, request, specs, expected)

@@ -103,6 +103,8 @@ class Batch:
         self.iteration = None
         self.random_seed: int | None = None
         self.profiling_stats = None
+        #: Delayed tasks computed together with the arrays (e.g. ``Snapshot`` writes).
+        self.side_effects: list = []
 
     def __setitem__(self, key: ArrayKey | GraphKey, value) -> None:
         if isinstance(key, ArrayKey):
@@ -155,6 +157,7 @@ class Batch:
         batch.graphs = dict(self.graphs)
         for attr in ("loss", "iteration", "random_seed", "profiling_stats"):
             setattr(batch, attr, getattr(self, attr))
+        batch.side_effects = list(self.side_effects)
         return batch
 
     def crop(self, request) -> Batch:
@@ -175,20 +178,30 @@ class Batch:
         arrays.update(batch.arrays)
         merged = self._with_arrays(arrays)
         merged.graphs.update(batch.graphs)
+        merged.side_effects += [t for t in batch.side_effects if t not in merged.side_effects]
         return merged
 
     def compute(self, scheduler=None, **kwargs) -> Batch:
         """This batch with every dask array computed to numpy, in one ``dask.compute`` call.
 
-        This is a materialization boundary. ``scheduler`` is any of dask's (``"sync"``,
+        ``side_effects`` (e.g. snapshot writes) run in the same call, sharing its inputs. This
+        is a materialization boundary. ``scheduler`` is any of dask's (``"sync"``,
         ``"threads"``, ``"processes"``, a ``distributed.Client``); None follows dask's rules.
         """
         keys = [k for k, a in self.arrays.items() if a.is_lazy]
-        values = dask.compute(*(self.arrays[k].data for k in keys), scheduler=scheduler, **kwargs)
+        values = dask.compute(*(self.arrays[k].data for k in keys), *self.side_effects,
+                              scheduler=scheduler, **kwargs)
+        return self.with_computed(keys, values[: len(keys)])
+
+    def with_computed(self, keys: list, values) -> Batch:
+        """This batch with the data of ``keys`` replaced by computed ``values``, side effects
+        done."""
         arrays = dict(self.arrays)
-        for key, value in zip(keys, values, strict=False):
+        for key, value in zip(keys, values, strict=True):
             arrays[key] = Array(np.asarray(value), self.arrays[key].spec, self.arrays[key].attrs)
-        return self._with_arrays(arrays)
+        batch = self._with_arrays(arrays)
+        batch.side_effects = []
+        return batch
 
     def persist(self, scheduler=None, **kwargs) -> Batch:
         """This batch with its dask arrays persisted (in memory, or on a cluster's workers)."""

@@ -258,6 +258,10 @@ class BatchFilter(BatchProvider):
         ...         batch[self.key].data = 1 - batch[self.key].data
     """
 
+    #: Lazy filters get dask arrays even downstream of a materialization boundary, unless they
+    #: handle numpy arrays themselves (``Snapshot``, ``Train``).
+    accepts_numpy: bool = False
+
     def get_upstream_provider(self) -> BatchProvider:
         """The one provider upstream of this filter."""
         providers = self.get_upstream_providers()
@@ -355,7 +359,9 @@ class BatchFilter(BatchProvider):
             node_batch = batch
         downstream_request.remove_placeholders()
         if self.lazy:
-            processed = self.process(_as_dask(node_batch), downstream_request)
+            if not self.accepts_numpy:
+                node_batch = _as_dask(node_batch)
+            processed = self.process(node_batch, downstream_request)
         else:
             from .numpy_nodes import process_in_task
 

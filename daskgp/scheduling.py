@@ -15,7 +15,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 
 import dask
 
-from .batch import Array, Batch
+from .batch import Batch
 from .compute import using_scheduler
 
 
@@ -79,12 +79,11 @@ class BatchPrefetcher:
         with self._plan_lock, using_scheduler(self._scheduler):
             batch = self._plan(index)
         lazy_keys = [key for key, array in batch.arrays.items() if array.is_lazy]
-        data = [batch.arrays[key].data for key in lazy_keys]
+        data = [batch.arrays[key].data for key in lazy_keys] + list(batch.side_effects)
         if self._client is not None:
             return batch, lazy_keys, self._client.compute(data)
         kwargs = {} if self._pool is None else {"pool": self._pool}
-        with dask.config.set(scheduler=self._scheduler):
-            values = dask.compute(*data, scheduler=self._scheduler, **kwargs)
+        values = dask.compute(*data, scheduler=self._scheduler, **kwargs)
         return batch, lazy_keys, values
 
     def _fill(self) -> None:
@@ -106,11 +105,7 @@ class BatchPrefetcher:
         if self._client is not None:
             values = self._client.gather(values)
         self._fill()
-        arrays = dict(batch.arrays)
-        for key, value in zip(keys, values, strict=True):
-            arrays[key] = Array(value, batch.arrays[key].spec, batch.arrays[key].attrs)
-        computed = batch._with_arrays(arrays)
-        return computed
+        return batch.with_computed(keys, values[: len(keys)])
 
     def close(self) -> None:
         """Cancel what has not started, wait for what has, release every thread and process."""

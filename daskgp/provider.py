@@ -15,6 +15,7 @@ import numpy as np
 from .batch import Array, Batch
 from .errors import BatchError, BatchRequestError, DaskgpError, PipelineRequestError
 from .keys import ArrayKey
+from .profiling import timed
 from .request import BatchRequest
 from .seeds import make_rng
 from .specs import ArraySpec, ProviderSpec
@@ -151,11 +152,12 @@ class BatchProvider:
         return batch
 
     def _provide(self, request: BatchRequest) -> Batch:
-        if self.lazy:
-            return self.provide(request)
-        from .numpy_nodes import provide_in_task
+        with timed(self.name(), "provide"):
+            if self.lazy:
+                return self.provide(request)
+            from .numpy_nodes import provide_in_task
 
-        return provide_in_task(self, request)
+            return provide_in_task(self, request)
 
     def provide(self, request: BatchRequest) -> Batch:
         """Return a batch with exactly the requested ROIs (sources implement this)."""
@@ -333,7 +335,8 @@ class BatchFilter(BatchProvider):
         if skip:
             upstream_request = request.copy()
         else:
-            dependencies = self._prepare(request)
+            with timed(self.name(), "prepare"):
+                dependencies = self._prepare(request)
             if isinstance(dependencies, BatchRequest):
                 upstream_request = request.update_with(dependencies)
             elif dependencies is None:
@@ -358,14 +361,15 @@ class BatchFilter(BatchProvider):
         else:
             node_batch = batch
         downstream_request.remove_placeholders()
-        if self.lazy:
-            if not self.accepts_numpy:
-                node_batch = _as_dask(node_batch)
-            processed = self.process(node_batch, downstream_request)
-        else:
-            from .numpy_nodes import process_in_task
+        with timed(self.name(), "process"):
+            if self.lazy:
+                if not self.accepts_numpy:
+                    node_batch = _as_dask(node_batch)
+                processed = self.process(node_batch, downstream_request)
+            else:
+                from .numpy_nodes import process_in_task
 
-            processed = process_in_task(self, node_batch, downstream_request)
+                processed = process_in_task(self, node_batch, downstream_request)
         if processed is None:
             processed = node_batch
         return batch.merge(processed).crop(downstream_request)

@@ -17,6 +17,7 @@ from .errors import (
 )
 from .geometry import Coordinate, Roi
 from .keys import ArrayKey, ArrayKeys, GraphKey, GraphKeys
+from . import tensorflow
 from .nodes import *  # noqa: F403
 from .nodes import __all__ as _node_names
 from .pipeline import Pipeline, build
@@ -51,6 +52,7 @@ __all__ = [
     "SourceError",
     "TaskError",
     "build",
+    "tensorflow",
     "resolve_scheduler",
     *_node_names,
 ]

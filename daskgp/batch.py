@@ -179,6 +179,9 @@ class Batch:
         merged = self._with_arrays(arrays)
         merged.graphs.update(batch.graphs)
         merged.side_effects += [t for t in batch.side_effects if t not in merged.side_effects]
+        for attr in ("loss", "iteration", "profiling_stats"):
+            if getattr(batch, attr) is not None:
+                setattr(merged, attr, getattr(batch, attr))
         return merged
 
     def compute(self, scheduler=None, **kwargs) -> Batch:

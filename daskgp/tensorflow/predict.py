@@ -1,0 +1,89 @@
+"""``Predict``: runs a Keras model on each batch for inference inside a pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..batch import Batch
+from ..compute import current_scheduler
+from ..provider import BatchFilter
+from ..request import BatchRequest
+from ..specs import ArraySpec
+from ._tensors import (
+    arrange,
+    check_requested,
+    from_model_layout,
+    materialize,
+    output_array,
+    split_outputs,
+    to_model_layout,
+)
+
+
+class Predict(BatchFilter):
+    """Run ``model`` (inference mode) on the arrays named by ``inputs``.
+
+    A materialization boundary: the inputs are computed here, the model runs in the driver's
+    process (TensorFlow uses its own thread pool).
+
+    Args:
+        model (keras.Model): the model.
+        inputs (dict): ``{model input position (int) or name (str): ArrayKey}``.
+        outputs (dict): ``{model output position or name: ArrayKey}``, put in the batch with
+            the requested ROIs.
+        array_specs (dict, optional): ``{ArrayKey: ArraySpec}`` for the outputs; by default the
+            voxel size of the first input.
+        checkpoint (str, optional): a checkpoint prefix written by ``Train``
+            (``<basename>_checkpoint_<iteration>``) to load the model's weights from.
+        data_format (str): "channels_last" or "channels_first", as for ``Train``.
+
+    Example:
+        >>> predict = Predict(model, inputs={0: raw}, outputs={0: prediction})  # doctest: +SKIP
+    """
+
+    lazy = True
+    accepts_numpy = True
+
+    def __init__(self, model, inputs: dict, outputs: dict, array_specs: dict | None = None,
+                 checkpoint: str | None = None, data_format: str = "channels_last") -> None:
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(f"Predict: unknown data_format {data_format!r}")
+        self.model = model
+        self.inputs = dict(inputs)
+        self.outputs = dict(outputs)
+        self.array_specs = dict(array_specs or {})
+        self.checkpoint = checkpoint
+        self.data_format = data_format
+
+    def setup(self) -> None:
+        check_requested(self.name(), self.inputs.values(), self.spec, "input")
+        first = self.spec[next(iter(self.inputs.values()))]
+        for key in self.outputs.values():
+            default = ArraySpec(voxel_size=first.voxel_size, interpolatable=True)
+            self.provides(key, self.array_specs.get(key, default))
+        if self.checkpoint is not None:
+            import tensorflow as tf
+
+            tf.train.Checkpoint(model=self.model).read(self.checkpoint).expect_partial()
+
+    def prepare(self, request: BatchRequest) -> BatchRequest:
+        check_requested(self.name(), self.inputs.values(), request, "input")
+        deps = BatchRequest()
+        for key in self.inputs.values():
+            deps[key] = request[key].copy()
+        return deps
+
+    def process(self, batch: Batch, request: BatchRequest) -> Batch:
+        keys = list(dict.fromkeys(self.inputs.values()))
+        data = materialize(batch, keys, current_scheduler())
+        dims = batch[keys[0]].spec.roi.dims
+        layout = {k: to_model_layout(data[k], batch[k].spec.roi.dims, self.data_format)
+                  for k in keys}
+        predictions = split_outputs(self.model(arrange(self.inputs, layout), training=False),
+                                    self.outputs, self.model)
+        result = Batch()
+        for name, key in self.outputs.items():
+            if key in request:
+                values = from_model_layout(np.asarray(predictions[name]), dims, self.data_format)
+                result[key] = output_array(self.name(), key, values, request, self.spec[key])
+        return result

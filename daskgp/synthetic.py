@@ -88,13 +88,14 @@ def make_em_like_dataset(path: str | Path, shape=(100, 500, 500), chunks=(64, 12
     root = zarr.open_group(str(path), mode="w", zarr_format=3)
     datasets = {"raw": ("volumes/raw", np.uint8), "labels": ("volumes/labels/neuron_ids",
                 np.uint64), "mask": ("volumes/labels/mask", np.uint8)}
-    arrays = []
+    sources, targets = [], []
     for kind, (name, dtype) in datasets.items():
         target = root.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0)
         target.attrs.update(resolution=list(voxel_size), offset=[0] * len(shape))
-        lazy = da.map_blocks(_block, kind, seeds, shape, seed, dtype=dtype,
-                             chunks=da.core.normalize_chunks(chunks, shape),
-                             name=f"synthetic-{kind}-{seed}")
-        arrays.append(da.to_zarr(lazy, target, compute=False))
-    da.compute(*arrays, scheduler=scheduler)
+        # one dask chunk per storage chunk: every chunk is written by exactly one task
+        sources.append(da.map_blocks(_block, kind, seeds, shape, seed, dtype=dtype,
+                                     chunks=da.core.normalize_chunks(chunks, shape),
+                                     name=f"synthetic-{kind}-{seed}"))
+        targets.append(target)
+    da.store(sources, targets, lock=False, scheduler=scheduler)
     return path

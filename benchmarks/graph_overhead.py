@@ -4,7 +4,7 @@ Principle 3 of daskgp: cost proportional to the batch, never to the volume. Both
 never-written zarr arrays (fill value), so creating them costs nothing; the seed's request
 (raw 84x268x268, gt and mask 56^3) is planned and built repeatedly on each.
 
-Run: python benchmarks/graph_overhead.py [--batches 50] [--out benchmarks/results]
+Run: python -m benchmarks.graph_overhead [--batches 50] [--out benchmarks/results]
 """
 
 from __future__ import annotations

@@ -60,8 +60,12 @@ class ArraySpec:
         self.placeholder = placeholder
 
     def copy(self) -> ArraySpec:
-        """A deep copy."""
-        return copy.deepcopy(self)
+        """A deep copy (fast: only the ROI is mutable, the other fields are values)."""
+        spec = ArraySpec.__new__(ArraySpec)
+        spec.__dict__.update(self.__dict__)
+        if self.roi is not None:
+            spec.roi = Roi(self.roi.offset, self.roi.shape)
+        return spec
 
     def _fields(self) -> tuple:
         return (
@@ -193,8 +197,12 @@ class ProviderSpec:
         )
 
     def copy(self):
-        """A deep copy."""
-        return copy.deepcopy(self)
+        """A copy whose specs can be changed without changing this one's."""
+        spec = self.__class__.__new__(self.__class__)
+        spec.__dict__.update(self.__dict__)
+        spec.array_specs = {key: s.copy() for key, s in self.array_specs.items()}
+        spec.graph_specs = {key: s.copy() for key, s in self.graph_specs.items()}
+        return spec
 
     def __eq__(self, other: object) -> bool:
         return (

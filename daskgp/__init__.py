@@ -3,6 +3,7 @@
 Port a pipeline by changing ``import gunpowder as gp`` to ``import daskgp as gp``.
 """
 
+from . import tensorflow
 from .batch import Array, Batch
 from .compute import resolve_scheduler
 from .errors import (
@@ -17,7 +18,6 @@ from .errors import (
 )
 from .geometry import Coordinate, Roi
 from .keys import ArrayKey, ArrayKeys, GraphKey, GraphKeys
-from . import tensorflow
 from .nodes import *  # noqa: F403
 from .nodes import __all__ as _node_names
 from .pipeline import Pipeline, build

@@ -1,0 +1,78 @@
+"""``Unsqueeze``: inserts a channel axis of length one into arrays, chunk by chunk."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from dask.base import tokenize
+
+from ..batch import Array, Batch
+from ..errors import PipelineRequestError, PipelineSetupError
+from ..keys import ArrayKey
+from ..names import task_prefix
+from ..provider import BatchFilter
+from ..request import BatchRequest
+
+
+class Unsqueeze(BatchFilter):
+    """Unsqueeze arrays at a given (channel) axis.
+
+    The new axis must go before the spatial axes (anywhere in a nonspatial array).
+
+    Args:
+        arrays (list of ArrayKey): the arrays to unsqueeze.
+        axis (int): position where the new axis of length one is placed (default 0).
+
+    Example:
+        >>> raw = ArrayKey("RAW")
+        >>> source = gp.ArraySource(raw, np.zeros((4, 4)))
+        >>> request = gp.BatchRequest()
+        >>> request.add(raw, (4, 4))
+        >>> with gp.build(source + gp.Unsqueeze([raw]), scheduler="sync") as p:
+        ...     p.request_batch(request)[raw].data.shape
+        (1, 4, 4)
+    """
+
+    lazy = True
+
+    def __init__(self, arrays: Sequence[ArrayKey], axis: int = 0) -> None:
+        self.arrays = list(arrays)
+        self.axis = axis
+
+    def setup(self) -> None:
+        self.enable_autoskip()
+        for array in self.arrays:
+            if array not in self.spec:
+                raise PipelineSetupError(
+                    f"{self.name()}: asked to unsqueeze {array}, which is not provided upstream; "
+                    f"upstream provides {self.spec.keys()}"
+                )
+            self.updates(array, self.spec[array].copy())
+
+    def prepare(self, request: BatchRequest) -> BatchRequest:
+        dependencies = BatchRequest()
+        for array in self.arrays:
+            if array in request:
+                dependencies[array] = request[array].copy()
+        return dependencies
+
+    def process(self, batch: Batch, request: BatchRequest) -> Batch:
+        outputs = Batch()
+        for key in self.arrays:
+            if key not in batch.arrays or key not in request:
+                continue
+            array = batch[key]
+            data = array.data
+            spatial = 0 if array.spec.nonspatial else array.spec.roi.dims
+            if not 0 <= self.axis <= data.ndim - spatial:
+                raise PipelineRequestError(
+                    f"{self.name()}: cannot insert axis {self.axis} into {key} with shape "
+                    f"{data.shape} (ROI {array.spec.roi}): new axes go before the {spatial} "
+                    "spatial axes"
+                )
+            name = f"{task_prefix(self.name())}-{tokenize(data.name, self.axis)}"
+            data = data.map_blocks(np.expand_dims, axis=self.axis, new_axis=self.axis,
+                                   name=name)
+            outputs[key] = Array(data, array.spec, array.attrs)
+        return outputs

@@ -1,0 +1,282 @@
+"""``ShiftAugment``: random per-section slips and shifts (misalignment) along one axis.
+
+Each output section is a slice of the upstream dask array at its shifted offset: no warp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dask.array as da
+import numpy as np
+
+from ..batch import Array, Batch
+from ..errors import BatchRequestError, PipelineSetupError
+from ..geometry import Coordinate, Roi
+from ..provider import BatchFilter
+from ..request import BatchRequest
+
+
+class ShiftAugment(BatchFilter):
+    """Misalign the sections along ``shift_axis`` by random whole-voxel offsets.
+
+    As in gunpowder, every section (one least-common-voxel-size thick along ``shift_axis``)
+    draws a uniform number ``r`` and a normal offset with standard deviation ``sigma`` (world
+    units, rounded to the least common voxel size of the requested arrays). With
+    ``r < prob_slip`` the section alone slips by that offset; else, with
+    ``r < prob_slip + prob_shift``, it and all following sections shift by it. An output
+    voxel at world position ``x`` in section ``i`` shows the upstream voxel at
+    ``x - shift[i]``; the upstream ROI of every array grows to cover its sections' shifts
+    (gunpowder's rule). Every array requested is shifted alike, so arrays stay aligned.
+
+    The draws come from the request's seeded generator. The output is built by slicing the
+    upstream dask array once per run of equally shifted sections and concatenating the
+    slices (when sections move, the upstream chunks are first merged into whole sections,
+    so that the slices line up without rechunking): no interpolation, no new values, cost
+    linear in the batch. Channel axes (leading) are untouched.
+
+    Differences from gunpowder: a section slips when ``r < prob_slip`` (gunpowder: ``<=``),
+    so zero probabilities always give the identity; channels are supported; ROIs whose
+    extent along ``shift_axis`` is not on the sections' grid are an error instead of a silent
+    misalignment; graphs are not served yet.
+
+    Args:
+        prob_slip (float): probability that a section slips (moves alone).
+        prob_shift (float): probability that a section and all following ones move.
+        sigma (float or sequence of float): standard deviation of the offsets in world units,
+            for every axis but ``shift_axis`` (a float), or per spatial axis (a sequence,
+            0 at ``shift_axis``).
+        shift_axis (int): the spatial axis whose sections move.
+        p (float): probability of augmenting a batch at all (default 1).
+
+    Example:
+        >>> raw = ArrayKey("RAW")
+        >>> source = gp.ArraySource(raw, np.arange(40).reshape(4, 10))
+        >>> pipeline = source + gp.ShiftAugment(prob_slip=0.5, sigma=2, shift_axis=0)
+        >>> request = gp.BatchRequest(random_seed=3)
+        >>> request.add(raw, (4, 4))
+        >>> request[raw].roi = Roi((0, 3), (4, 4))
+        >>> with gp.build(pipeline, scheduler="sync") as p:
+        ...     p.request_batch(request)[raw].data
+        array([[ 5,  6,  7,  8],
+               [11, 12, 13, 14],
+               [25, 26, 27, 28],
+               [33, 34, 35, 36]])
+    """
+
+    lazy = True
+
+    def __init__(
+        self,
+        prob_slip: float = 0,
+        prob_shift: float = 0,
+        sigma: float | Sequence[float] = 0,
+        shift_axis: int = 0,
+        p: float = 1.0,
+    ) -> None:
+        self.prob_slip = float(prob_slip)
+        self.prob_shift = float(prob_shift)
+        self.sigma = sigma
+        self.shift_axis = int(shift_axis)
+        self.p = float(p)
+
+    def setup(self) -> None:
+        total_roi = self.spec.get_total_roi()
+        if total_roi is None:
+            raise PipelineSetupError(f"{self.name()}: nothing spatial is provided upstream")
+        dims = total_roi.dims
+        if not 0 <= self.shift_axis < dims:
+            raise PipelineSetupError(
+                f"{self.name()}: shift_axis={self.shift_axis} is not one of the {dims} spatial "
+                f"axes of the upstream ROI {total_roi}"
+            )
+        if min(self.prob_slip, self.prob_shift) < 0 or self.prob_slip + self.prob_shift > 1:
+            raise PipelineSetupError(
+                f"{self.name()}: prob_slip={self.prob_slip} and prob_shift={self.prob_shift} "
+                "must be >= 0 and sum to at most 1"
+            )
+        if np.ndim(self.sigma) == 0:
+            sigmas = [float(self.sigma)] * dims
+            sigmas[self.shift_axis] = 0.0
+        else:
+            sigmas = [float(s) for s in self.sigma]
+        if len(sigmas) != dims or sigmas[self.shift_axis] != 0 or not any(sigmas):
+            raise PipelineSetupError(
+                f"{self.name()}: sigma={self.sigma} must give one value per spatial axis "
+                f"({dims}), 0 at shift_axis={self.shift_axis}, and not be 0 everywhere"
+            )
+        self.sigmas = tuple(sigmas)
+        self.dims = dims
+
+    def skip_node(self, request: BatchRequest) -> bool:
+        return self.rng(request, "skip").random() > self.p
+
+    def prepare(self, request: BatchRequest) -> BatchRequest:
+        plan = _Plan(self, request)
+        dependencies = BatchRequest()
+        for key, spec in request.array_specs.items():
+            dependencies[key] = spec.copy()
+            if not plan.covers(spec):
+                continue
+            upstream_roi = plan.upstream_roi(spec.roi)
+            provided = self.spec[key].roi
+            if provided is not None and not provided.contains(upstream_roi):
+                raise BatchRequestError(
+                    f"{self.name()}: {key}'s requested ROI {spec.roi} needs the upstream ROI "
+                    f"{upstream_roi} (grown by the section shifts), which is not inside the "
+                    f"provided ROI {provided}; request a smaller ROI or add a Pad upstream"
+                )
+            dependencies[key].roi = upstream_roi
+        return dependencies
+
+    def process(self, batch: Batch, request: BatchRequest) -> Batch:
+        # The same draw as in prepare: the plan is a pure function of the request.
+        plan = _Plan(self, request)
+        outputs = Batch()
+        for key in plan.keys:
+            array = batch[key]
+            spec = array.spec.copy()
+            spec.roi = request[key].roi
+            data = plan.shifted(array.data, array.spec.roi, spec.roi, array.spec.voxel_size)
+            outputs[key] = Array(data, spec, array.attrs)
+        return outputs
+
+
+class _Plan:
+    """The section shifts of one request, on the grid of its total ROI (recomputed, never
+    stored, so that several requests may be planned at once)."""
+
+    def __init__(self, node: ShiftAugment, request: BatchRequest) -> None:
+        for key in request.graph_specs:
+            raise BatchRequestError(
+                f"{node.name()}: {key} was requested, but graphs are not supported by "
+                "ShiftAugment yet"
+            )
+        specs = {
+            key: spec for key, spec in request.array_specs.items()
+            if not spec.nonspatial and spec.roi is not None
+        }
+        # Placeholders are gone when ``process`` runs: leave them out of the grid both times.
+        self.keys = [key for key, spec in specs.items() if not spec.placeholder]
+        self.axis = node.shift_axis
+        self.shifts = None
+        grid_keys = self.keys or list(specs)
+        if not grid_keys:
+            return
+        self.lcm = node.spec.get_lcm_voxel_size(grid_keys)
+        if self.lcm is None:
+            raise BatchRequestError(
+                f"{node.name()}: none of {grid_keys} has a voxel size upstream"
+            )
+        total_roi = None
+        for key in grid_keys:
+            roi = specs[key].roi
+            total_roi = roi if total_roi is None else total_roi.union(roi)
+        self.total_roi = total_roi
+        if not total_roi.shape.is_multiple_of(self.lcm):
+            raise BatchRequestError(
+                f"{node.name()}: the total requested ROI {total_roi} is not a multiple of the "
+                f"least common voxel size {self.lcm} of {grid_keys}"
+            )
+        for key in grid_keys:
+            roi, step = specs[key].roi, self.lcm[self.axis]
+            if (roi.begin[self.axis] - total_roi.begin[self.axis]) % step or roi.shape[
+                self.axis
+            ] % step:
+                raise BatchRequestError(
+                    f"{node.name()}: {key}'s ROI {roi} does not cover whole sections of the "
+                    f"total ROI {total_roi} along shift_axis={self.axis} (sections are "
+                    f"{step} thick, the least common voxel size)"
+                )
+        sections = total_roi.shape[self.axis] // self.lcm[self.axis]
+        rng = node.rng(request, "shifts")
+        draws = rng.random(sections)
+        scales = np.array(node.sigmas) / np.array(self.lcm)
+        offsets = np.rint(rng.normal(size=(sections, node.dims)) * scales).astype(np.int64)
+        self.shifts = section_shifts(
+            draws, offsets * np.array(self.lcm), node.prob_slip, node.prob_shift
+        )
+
+    def covers(self, spec) -> bool:
+        """Whether an array with ``spec`` is shifted (its sections lie on the grid)."""
+        if self.shifts is None or spec.nonspatial or spec.roi is None:
+            return False
+        roi, total = spec.roi, self.total_roi
+        return (total.begin[self.axis] <= roi.begin[self.axis]
+                and roi.end[self.axis] <= total.end[self.axis])
+
+    def section_shifts(self, roi: Roi) -> np.ndarray:
+        """The shifts (world units) of the sections that ``roi`` spans along the axis."""
+        step = self.lcm[self.axis]
+        first = (roi.begin[self.axis] - self.total_roi.begin[self.axis]) // step
+        return self.shifts[first : first + roi.shape[self.axis] // step]
+
+    def upstream_roi(self, roi: Roi) -> Roi:
+        """``roi`` grown to cover the upstream voxels its shifted sections show."""
+        shifts = self.section_shifts(roi)
+        max_shift = Coordinate(shifts.max(axis=0))
+        min_shift = Coordinate(shifts.min(axis=0))
+        return Roi(roi.begin - max_shift, roi.shape + max_shift - min_shift)
+
+    def shifted(self, data: da.Array, upstream_roi: Roi, roi: Roi, voxel_size) -> da.Array:
+        """``data`` (covering ``upstream_roi``) cut to ``roi``, each section at its shift."""
+        voxel_size = Coordinate(voxel_size)
+        shifts = self.section_shifts(roi)
+        voxels_per_section = self.lcm[self.axis] // voxel_size[self.axis]
+        shape = roi.shape // voxel_size
+        channels = (slice(None),) * (data.ndim - roi.dims)
+        axis = len(channels) + self.axis
+        if len(np.unique(shifts, axis=0)) > 1:
+            # Pieces cut at different offsets would have different chunk boundaries, and
+            # concatenate would split every piece at the union of all of them (a graph
+            # quadratic in the number of shifts): cut them from whole sections instead.
+            data = data.rechunk({d: -1 for d in range(len(channels), data.ndim) if d != axis})
+        pieces = []
+        first = 0
+        for last in range(1, len(shifts) + 1):
+            if last < len(shifts) and np.array_equal(shifts[last], shifts[first]):
+                continue
+            # Output voxel x shows upstream voxel x - shift: slice upstream at the shift.
+            begin = (roi.begin - Coordinate(shifts[first]) - upstream_roi.begin) // voxel_size
+            index = [slice(b, b + s) for b, s in zip(begin, shape, strict=True)]
+            index[self.axis] = slice(
+                begin[self.axis] + first * voxels_per_section,
+                begin[self.axis] + last * voxels_per_section,
+            )
+            pieces.append(data[channels + tuple(index)])
+            first = last
+        if len(pieces) == 1:
+            return pieces[0]
+        return da.concatenate(pieces, axis=axis)
+
+
+def section_shifts(
+    draws: np.ndarray, offsets: np.ndarray, prob_slip: float, prob_shift: float
+) -> np.ndarray:
+    """Per-section shifts from one uniform draw and one offset per section (gunpowder's
+    ``construct_global_shift_array``).
+
+    Section ``i`` slips (it alone moves by ``offsets[i]``) when ``draws[i] < prob_slip``, or
+    shifts (it and every following section move by ``offsets[i]``) when
+    ``draws[i] < prob_slip + prob_shift``.
+
+    Example:
+        >>> section_shifts(np.array([0.9, 0.1, 0.9, 0.3, 0.9]),
+        ...                np.array([[0, 9], [0, 1], [0, 9], [0, 5], [0, 9]]), 0.2, 0.2)[:, 1]
+        array([0, 1, 0, 5, 5])
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    shifts = np.zeros_like(offsets)
+    base = np.zeros(offsets.shape[1:], dtype=np.int64)
+    for i, draw in enumerate(draws):
+        if draw < prob_slip:
+            shifts[i] = base + offsets[i]
+        elif draw < prob_slip + prob_shift:
+            base = base + offsets[i]
+            shifts[i] = base
+        else:
+            shifts[i] = base
+    return shifts
+
+
+__all__ = ["ShiftAugment"]

@@ -1,0 +1,37 @@
+"""Pure math for spatial augmentations: B-spline displacement, rotation and scale, source boxes.
+
+``ElasticTransform`` says where each output voxel samples its source; ``source_box`` bounds what
+a box of output voxels reads; ``chunked_warp`` applies a transform to a dask array chunk-wise.
+"""
+
+from ._bspline import (
+    AxisSampling,
+    contract,
+    control_point_counts,
+    mirror_index,
+    spline_coefficients,
+)
+from ._elastic import (
+    ElasticTransform,
+    section_shifts,
+    source_bounds,
+    source_box,
+    source_coordinates,
+)
+from ._warp import chunked_warp, sample, warp_block
+
+__all__ = [
+    "AxisSampling",
+    "ElasticTransform",
+    "chunked_warp",
+    "contract",
+    "control_point_counts",
+    "mirror_index",
+    "sample",
+    "section_shifts",
+    "source_bounds",
+    "source_box",
+    "source_coordinates",
+    "spline_coefficients",
+    "warp_block",
+]

@@ -1,0 +1,338 @@
+"""``ElasticTransform``: where each output voxel samples its source, and bounds on that region.
+
+Pure functions of a few drawn parameters; evaluated for any sub-box of the grid at a cost
+proportional to that box, with bounds computed from box corners and control points only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from ._bspline import AxisSampling, SplineHull, contract
+
+# Coordinates are float32, as gunpowder's transformations: half the memory traffic of float64,
+# and map_coordinates reads them faster. Their rounding (~1e-5 voxels) is far below what the
+# interpolation resolves; the spline's (~1e-6 of its largest coefficient) gets a margin.
+_DTYPE = np.float32
+_SPLINE_BOUND_MARGIN = 1e-4
+# Distance (voxels) kept between the frame origin and the smallest source coordinate.
+_FRAME_MARGIN = 2
+
+
+class ElasticTransform:
+    """Maps output voxel ``x`` of a grid to source coordinate ``y`` (both in grid voxels)::
+
+        y = c + scale * R(x - c) + spline(x) + shift(x[0])
+
+    ``c`` is the grid centre ``(shape - 1) / 2``, ``R`` rotates the last two axes by
+    ``rotation`` radians (``y' = cos·y + sin·x``, ``x' = -sin·y + cos·x`` on the centred
+    offsets, gunpowder's ``augment.rotate``), ``spline`` is the cubic B-spline through the
+    control points and ``shift`` adds whole-voxel section shifts (misalignment) per index of
+    the first axis.
+
+    Coordinates are evaluated in an internal frame whose origin lies below every source
+    coordinate of the grid; there, moving coordinates by whole voxels (to the start of a
+    chunk's source box) is exact in floating point, which keeps chunked warps bit-identical.
+
+    Args:
+        grid_shape (tuple of int): voxels per axis of the grid (the total requested ROI).
+        coefficients (numpy.ndarray, optional): ``(dims, *control_points)`` B-spline
+            coefficients of the displacement in voxels (see ``spline_coefficients``); None
+            for no elastic displacement.
+        rotation (float): angle in radians, in the last two axes.
+        scale (float): positive; source offsets from the centre are ``scale`` times the
+            output offsets (> 1 shows more of the source, content gets smaller).
+        section_shifts (numpy.ndarray, optional): ``(grid_shape[0], dims)`` whole-voxel
+            shifts added to the source coordinates of each section.
+        subsample (int): evaluate the spline on every ``subsample``-th voxel and interpolate
+            linearly in between (gunpowder's ``subsample``).
+
+    Example:
+        >>> t = ElasticTransform((3, 4, 4), rotation=np.pi / 2)
+        >>> source_coordinates(t, (0, 0, 0), (1, 1, 1)).ravel().round(6).tolist()
+        [0.0, 0.0, 3.0]
+    """
+
+    def __init__(
+        self,
+        grid_shape: Sequence[int],
+        coefficients: np.ndarray | None = None,
+        rotation: float = 0.0,
+        scale: float = 1.0,
+        section_shifts: np.ndarray | None = None,
+        subsample: int = 1,
+    ) -> None:
+        self.grid_shape = tuple(int(s) for s in grid_shape)
+        dims = len(self.grid_shape)
+        if min(self.grid_shape, default=0) < 1:
+            raise ValueError(f"grid_shape must be positive in every axis, got {grid_shape}")
+        if not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        if coefficients is not None:
+            coefficients = np.asarray(coefficients, dtype=np.float64)
+            if coefficients.ndim != dims + 1 or coefficients.shape[0] != dims:
+                raise ValueError(
+                    f"coefficients must have shape (dims, *control_points) with dims={dims}, "
+                    f"got {coefficients.shape}"
+                )
+        if section_shifts is not None:
+            section_shifts = np.asarray(section_shifts, dtype=np.int64)
+            if section_shifts.shape != (self.grid_shape[0], dims):
+                raise ValueError(
+                    f"section_shifts must have shape {(self.grid_shape[0], dims)}, "
+                    f"got {section_shifts.shape}"
+                )
+        self.dims = dims
+        self.coefficients = coefficients
+        self.rotation = float(rotation) if dims >= 2 else 0.0
+        self.scale = float(scale)
+        self.section_shifts = section_shifts
+        self.subsample = int(subsample)
+        self.center = np.array([(s - 1) / 2 for s in self.grid_shape], dtype=np.float64)
+        self._cos = math.cos(self.rotation)
+        self._sin = math.sin(self.rotation)
+        if coefficients is None:
+            self._samplings = None
+            self._active = [False] * dims
+        else:
+            self._samplings = [
+                AxisSampling(length, count, self.subsample)
+                for length, count in zip(self.grid_shape, coefficients.shape[1:], strict=True)
+            ]
+            self._active = [bool(np.any(coefficients[d])) for d in range(dims)]
+            self._coefficients32 = coefficients.astype(_DTYPE)
+            self._magnitude = [float(np.abs(coefficients[d]).max()) for d in range(dims)]
+            self._hulls = {}
+        self._shifted = [
+            section_shifts is not None and bool(np.any(section_shifts[:, d]))
+            for d in range(dims)
+        ]
+        self.origin = np.zeros(dims, dtype=np.int64)
+        low, _ = self._frame_bounds((0,) * dims, self.grid_shape)
+        self.origin = np.floor(low).astype(np.int64) - _FRAME_MARGIN
+
+    def _affine(self, positions: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """``c + scale * R(x - c)`` in the frame, per axis, as broadcastable float32 arrays.
+
+        Every operation (in float64, then rounded to float32) is monotone in each position,
+        in floating point too, so the extremes over a box are attained at its corners.
+        """
+        dims = self.dims
+        grids = []
+        for d, x in enumerate(positions):
+            shape = [1] * dims
+            shape[d] = len(x)
+            grids.append(np.asarray(x, dtype=np.float64).reshape(shape))
+        offsets = [grids[d] - self.center[d] for d in range(dims)]
+        frame_center = self.center - self.origin
+        result = [frame_center[d] + self.scale * offsets[d] for d in range(dims)]
+        if self.rotation != 0.0:
+            a, b = dims - 2, dims - 1
+            result[a] = frame_center[a] + self.scale * (
+                self._cos * offsets[a] + self._sin * offsets[b]
+            )
+            result[b] = frame_center[b] + self.scale * (
+                self._cos * offsets[b] - self._sin * offsets[a]
+            )
+        return [r.astype(_DTYPE) for r in result]
+
+    def _frame_coordinates(self, begin: Sequence[int], shape: Sequence[int]) -> np.ndarray:
+        """Source coordinates (frame) of the voxels in the box, ``(dims, *shape)``."""
+        positions = [np.arange(b, b + s) for b, s in zip(begin, shape, strict=True)]
+        affine = self._affine(positions)
+        coordinates = np.empty((self.dims, *shape), dtype=_DTYPE)
+        taps = None
+        if any(self._active):
+            taps = [sampling.taps(x) for sampling, x in zip(self._samplings, positions,
+                                                            strict=True)]
+        for d in range(self.dims):
+            if self._active[d]:
+                spline = contract(self._coefficients32[d], taps, _DTYPE)
+                np.add(affine[d], spline, out=coordinates[d])
+            else:
+                coordinates[d] = affine[d]
+            if self._shifted[d]:
+                shift = self.section_shifts[positions[0], d].astype(_DTYPE)
+                coordinates[d] += shift.reshape((-1,) + (1,) * (self.dims - 1))
+        return coordinates
+
+    def _frame_bounds(self, begin: Sequence[int], shape: Sequence[int]):
+        """Lower and upper bounds (frame) of ``_frame_coordinates`` over the box.
+
+        The affine part is evaluated at the box corners with the same arithmetic; the spline
+        lies within the range of its subdivided coefficients over the box (``SplineHull``),
+        widened by a margin for rounding; section shifts within those of the box's sections.
+        Additions happen in the same order as in ``_frame_coordinates``, so rounding cannot
+        escape the bounds.
+        """
+        ends = [np.array([b, b + s - 1]) for b, s in zip(begin, shape, strict=True)]
+        affine = self._affine(ends)
+        low = [np.broadcast_to(affine[d], (2,) * self.dims).min() for d in range(self.dims)]
+        high = [np.broadcast_to(affine[d], (2,) * self.dims).max() for d in range(self.dims)]
+        if any(self._active):
+            spans = [
+                sampling.knot_span(b, b + s - 1)
+                for sampling, b, s in zip(self._samplings, begin, shape, strict=True)
+            ]
+            for d in range(self.dims):
+                if self._active[d]:
+                    if d not in self._hulls:
+                        self._hulls[d] = SplineHull(self.coefficients[d])
+                    spline_low, spline_high = self._hulls[d].bounds(spans)
+                    margin = _SPLINE_BOUND_MARGIN * self._magnitude[d]
+                    low[d] = low[d] + _round_down(spline_low - margin)
+                    high[d] = high[d] + _round_up(spline_high + margin)
+        for d in range(self.dims):
+            if self._shifted[d]:
+                sections = self.section_shifts[begin[0]:begin[0] + shape[0], d]
+                low[d] = low[d] + _DTYPE(sections.min())
+                high[d] = high[d] + _DTYPE(sections.max())
+        return np.array(low, dtype=np.float64), np.array(high, dtype=np.float64)
+
+    def __getstate__(self) -> dict:
+        # Tasks only evaluate coordinates; the (larger) bound helpers are rebuilt on demand.
+        state = dict(self.__dict__)
+        if "_hulls" in state:
+            state["_hulls"] = {}
+        return state
+
+    def __dask_tokenize__(self):
+        from dask.base import tokenize
+
+        return (
+            "ElasticTransform", self.grid_shape, tokenize(self.coefficients), self.rotation,
+            self.scale, tokenize(self.section_shifts), self.subsample,
+        )
+
+    def __repr__(self) -> str:
+        control = None if self.coefficients is None else self.coefficients.shape[1:]
+        return (
+            f"ElasticTransform(grid_shape={self.grid_shape}, control_points={control}, "
+            f"rotation={self.rotation:.4f}, scale={self.scale:.4f}, "
+            f"misaligned={self.section_shifts is not None}, subsample={self.subsample})"
+        )
+
+
+def _round_down(value: float) -> np.floating:
+    """The largest float32 not above ``value``."""
+    rounded = _DTYPE(value)
+    return np.nextafter(rounded, _DTYPE(-np.inf)) if rounded > value else rounded
+
+
+def _round_up(value: float) -> np.floating:
+    """The smallest float32 not below ``value``."""
+    rounded = _DTYPE(value)
+    return np.nextafter(rounded, _DTYPE(np.inf)) if rounded < value else rounded
+
+
+def _check_box(transform: ElasticTransform, begin: Sequence[int], shape: Sequence[int]) -> None:
+    if len(begin) != transform.dims or len(shape) != transform.dims:
+        raise ValueError(
+            f"a box of {transform.dims}-d begin and shape is needed, got {begin} and {shape}"
+        )
+    for b, s, n in zip(begin, shape, transform.grid_shape, strict=True):
+        if s < 1 or b < 0 or b + s > n:
+            raise ValueError(
+                f"box begin={tuple(begin)} shape={tuple(shape)} is empty or outside the "
+                f"transform's grid of shape {transform.grid_shape}"
+            )
+
+
+def source_coordinates(
+    transform: ElasticTransform,
+    begin: Sequence[int],
+    shape: Sequence[int],
+    relative_to: Sequence[int] | None = None,
+) -> np.ndarray:
+    """Source coordinates of the output voxels in a box of the grid, ``(dims, *shape)``.
+
+    Coordinates are float32 (as gunpowder's), in grid voxels, relative to ``relative_to``
+    (default: the grid's first voxel). Relative to a box from ``source_box`` the result is
+    exact: it is the same for a voxel whatever box it is evaluated in, up to the whole-voxel
+    difference of the origins.
+
+    Example:
+        >>> t = ElasticTransform((4, 4))
+        >>> source_coordinates(t, (1, 2), (1, 2)).tolist()
+        [[[1.0, 1.0]], [[2.0, 3.0]]]
+    """
+    _check_box(transform, begin, shape)
+    coordinates = transform._frame_coordinates(begin, shape)
+    relative_to = np.zeros(transform.dims, np.int64) if relative_to is None else relative_to
+    shift = np.asarray(relative_to, dtype=np.int64) - transform.origin
+    for d in range(transform.dims):
+        coordinates[d] -= _DTYPE(shift[d])
+    return coordinates
+
+
+def source_bounds(
+    transform: ElasticTransform, begin: Sequence[int], shape: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds, in grid voxels, of the source coordinates of a box.
+
+    Computed from the box corners and the control points it depends on: cost independent of
+    the box size.
+
+    Example:
+        >>> t = ElasticTransform((5, 5), rotation=np.pi / 4)
+        >>> [v.round(3).tolist() for v in source_bounds(t, (0, 0), (5, 5))]
+        [[-0.828, -0.828], [4.828, 4.828]]
+    """
+    _check_box(transform, begin, shape)
+    low, high = transform._frame_bounds(begin, shape)
+    return low + transform.origin, high + transform.origin
+
+
+def source_box(
+    transform: ElasticTransform, begin: Sequence[int], shape: Sequence[int]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The voxel box ``[begin, end)`` of the source that a box of output voxels reads.
+
+    Holds every voxel that linear (order 1) or nearest (order 0) interpolation touches:
+    ``floor(low)`` to ``ceil(high)``, so every coordinate lies within ``[0, size - 1]`` of the
+    box, as ``scipy.ndimage.map_coordinates`` with ``mode="constant"`` requires (it returns
+    ``cval`` beyond, for any order). Boxes of sub-boxes lie inside the box of the box.
+
+    Example:
+        >>> source_box(ElasticTransform((5, 5), rotation=np.pi / 4), (0, 0), (5, 5))
+        ((-1, -1), (6, 6))
+    """
+    _check_box(transform, begin, shape)
+    low, high = transform._frame_bounds(begin, shape)
+    origin = [int(o) for o in transform.origin]
+    box_begin = tuple(math.floor(v) + o for v, o in zip(low, origin, strict=True))
+    box_end = tuple(math.ceil(v) + 1 + o for v, o in zip(high, origin, strict=True))
+    return box_begin, box_end
+
+
+def section_shifts(
+    draws: np.ndarray, offsets: np.ndarray, prob_slip: float, prob_shift: float
+) -> np.ndarray:
+    """Per-section whole-voxel shifts of the last two axes (gunpowder's misalignment).
+
+    Section ``z`` slips (only it moves, by ``offsets[z]``) when ``draws[z] < prob_slip``, or
+    shifts (it and all following sections move) when ``draws[z] < prob_slip + prob_shift``.
+
+    Args:
+        draws (numpy.ndarray): one uniform [0, 1) draw per section.
+        offsets (numpy.ndarray): ``(sections, 2)`` integer offsets.
+        prob_slip (float): probability of a slip.
+        prob_shift (float): probability of a shift.
+
+    Example:
+        >>> section_shifts(np.array([0.9, 0.1, 0.9, 0.3]), np.array([[0, 0], [1, 2], [0, 0],
+        ...                [5, 5]]), prob_slip=0.2, prob_shift=0.2)[:, 1:].tolist()
+        [[0, 0], [1, 2], [0, 0], [5, 5]]
+    """
+    draws = np.asarray(draws)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    shifts = np.zeros((len(draws), 3), dtype=np.int64)
+    for z, draw in enumerate(draws):
+        if draw < prob_slip:
+            shifts[z, 1:] += offsets[z]
+        elif draw < prob_slip + prob_shift:
+            shifts[z:, 1:] += offsets[z]
+    return shifts

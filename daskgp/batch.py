@@ -103,7 +103,8 @@ class Batch:
         self.iteration = None
         self.random_seed: int | None = None
         self.profiling_stats = None
-        #: Delayed tasks computed together with the arrays (e.g. ``Snapshot`` writes).
+        #: dask collections (Delayed, or small arrays from ``ZarrWrite``) computed together
+        #: with the arrays (e.g. ``Snapshot`` writes).
         self.side_effects: list = []
 
     def __setitem__(self, key: ArrayKey | GraphKey, value) -> None:
@@ -178,7 +179,9 @@ class Batch:
         arrays.update(batch.arrays)
         merged = self._with_arrays(arrays)
         merged.graphs.update(batch.graphs)
-        merged.side_effects += [t for t in batch.side_effects if t not in merged.side_effects]
+        # By identity: ``==`` on a Delayed builds a task instead of comparing.
+        merged.side_effects += [t for t in batch.side_effects
+                                if not any(t is s for s in merged.side_effects)]
         for attr in ("loss", "iteration", "profiling_stats"):
             if getattr(batch, attr) is not None:
                 setattr(merged, attr, getattr(batch, attr))

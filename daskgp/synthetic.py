@@ -75,17 +75,18 @@ def _block(kind: str, seeds: np.ndarray, shape, seed: int, block_info=None) -> n
 
 def make_em_like_dataset(path: str | Path, shape=(100, 500, 500), chunks=(64, 128, 128),
                          voxel_size=(1, 1, 1), spacing: float = 40.0, seed: int = 0,
-                         scheduler: str = "threads") -> Path:
+                         scheduler: str = "threads", zarr_format: int = 3) -> Path:
     """Write ``volumes/raw`` (uint8), ``volumes/labels/neuron_ids`` (uint64) and
-    ``volumes/labels/mask`` (uint8) with ``resolution``/``offset`` attributes to a zarr v3
-    group at ``path``, and return it. Deterministic for a given ``seed``.
+    ``volumes/labels/mask`` (uint8) with ``resolution``/``offset`` attributes to a zarr group
+    (format ``zarr_format``: 2 is readable by gunpowder's zarr 2) at ``path``, and return it.
+    Deterministic for a given ``seed``.
 
     Example:
         >>> make_em_like_dataset("sample.zarr", shape=(64, 256, 256))   # doctest: +SKIP
     """
     path = Path(path)
     seeds = _seeds(shape, spacing, seed)
-    root = zarr.open_group(str(path), mode="w", zarr_format=3)
+    root = zarr.open_group(str(path), mode="w", zarr_format=zarr_format)
     datasets = {"raw": ("volumes/raw", np.uint8), "labels": ("volumes/labels/neuron_ids",
                 np.uint64), "mask": ("volumes/labels/mask", np.uint8)}
     sources, targets = [], []

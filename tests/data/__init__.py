@@ -1,0 +1,1 @@
+"""Pipeline files and other inputs read by the tests (run by path, e.g. by ``daskgp``)."""

@@ -1,0 +1,126 @@
+"""predict: a scanned prediction written to zarr equals the whole-volume reference, on every
+scheduler; a rerun rewrites only the tiles not yet marked complete."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from scipy import ndimage
+
+import daskgp as gp
+from daskgp.cli import load_pipeline_file
+from daskgp.predict import COMPLETED_TILES, predict
+
+PIPELINE_FILE = Path(__file__).parent / "data" / "predict_pipeline.py"
+PRED = gp.ArrayKey("PRED")
+RAW = gp.ArrayKey("RAW")
+
+
+@pytest.fixture
+def model(monkeypatch, tmp_path):
+    """The predict pipeline file's names, its model logging each block to ``log``, and the
+    whole-volume reference prediction (the valid part of one convolution of the volume)."""
+    monkeypatch.setenv("DASKGP_TEST_SLEEP", "0")
+    monkeypatch.setenv("DASKGP_TEST_LOG", str(tmp_path / "log"))
+    found = load_pipeline_file(PIPELINE_FILE)
+    namespace = load_pipeline_file(PIPELINE_FILE, names=("raw", "kernel", "OFFSET"))
+    expected = ndimage.convolve(namespace["raw"], namespace["kernel"], mode="constant")
+    found["expected"] = expected[1:-1, 2:-2, 1:-1]
+    found["log"] = tmp_path / "log"
+    return found
+
+
+def blocks_computed(log):
+    if not log.exists():
+        return 0
+    return len(log.read_text().splitlines())
+
+
+def file_states(path):
+    """(mtime_ns, bytes) of every file under ``path``."""
+    states = {}
+    for folder, _, names in os.walk(path):
+        for name in names:
+            file = os.path.join(folder, name)
+            with open(file, "rb") as content:
+                states[file] = (os.stat(file).st_mtime_ns, content.read())
+    return states
+
+
+def test_scanned_prediction_equals_the_whole_volume_reference(model, tmp_path, scheduler):
+    out = str(tmp_path / "prediction.zarr")
+    client = scheduler if not isinstance(scheduler, str) else None
+    summary = predict(model["pipeline"], model["request"], out,
+                      scheduler=None if client else scheduler, client=client, progress=False)
+    assert (summary.num_tiles, summary.written, summary.skipped) == (27, 27, 0)
+    pred = zarr.open_array(out, path="PRED", mode="r")
+    # 20 x 23 x 23 voxels in tiles of 8: the last tiles along every axis are clamped.
+    assert pred.shape == (20, 23, 23) and pred.chunks == (8, 8, 8)
+    assert pred.attrs["resolution"] == [2, 1, 1] and pred.attrs["offset"] == [12, -1, 1]
+    np.testing.assert_array_equal(pred[:], model["expected"])
+    assert zarr.open_array(out, path=COMPLETED_TILES, mode="r")[:].all()
+    if isinstance(scheduler, str):  # the log file is only shared with local workers
+        assert blocks_computed(model["log"]) == 27, "one model block per tile"
+
+
+def test_roi_and_named_outputs(model, tmp_path):
+    out = str(tmp_path / "prediction.zarr")
+    roi = gp.Roi((20, 3, 5), (20, 10, 12))  # voxels 5:15, 6:16, 5:17 of the volume
+    summary = predict(model["pipeline"], model["request"], out, outputs={PRED: "volumes/pred"},
+                      roi=roi, scheduler="threads", progress=False)
+    assert summary.num_tiles == 8
+    pred = zarr.open_array(out, path="volumes/pred", mode="r")
+    assert pred.attrs["offset"] == [20, 3, 5]
+    np.testing.assert_array_equal(pred[:], model["expected"][4:14, 4:14, 4:16])
+
+
+def test_rerun_computes_and_writes_only_unfinished_tiles(model, tmp_path):
+    out = str(tmp_path / "prediction.zarr")
+    predict(model["pipeline"], model["request"], out, scheduler="threads", progress=False)
+    # Tiles 3 = (0, 1, 0) and 26 = (2, 2, 2) as a killed run leaves them: garbage, unmarked.
+    pred = zarr.open_array(out, path="PRED", mode="r+")
+    pred[0:8, 8:16, 0:8] = -1
+    pred[16:20, 16:23, 16:23] = -1
+    zarr.open_array(out, path=COMPLETED_TILES, mode="r+")[[3, 26]] = 0
+    unfinished = {os.path.join(out, "PRED", "0.1.0"), os.path.join(out, "PRED", "2.2.2"),
+                  os.path.join(out, COMPLETED_TILES, "3"),
+                  os.path.join(out, COMPLETED_TILES, "26")}
+    before = {f: s for f, s in file_states(out).items() if f not in unfinished}
+    model["log"].unlink()
+    summary = predict(model["pipeline"], model["request"], out, scheduler="processes",
+                      progress=False)
+    assert (summary.written, summary.skipped) == (2, 25)
+    assert blocks_computed(model["log"]) == 2
+    np.testing.assert_array_equal(pred[:], model["expected"])
+    after = file_states(out)
+    assert {f: after[f] for f in before} == before, "finished tiles were rewritten"
+
+
+def test_output_of_another_job_is_refused_and_untouched(model, tmp_path):
+    out = str(tmp_path / "prediction.zarr")
+    predict(model["pipeline"], model["request"], out, scheduler="sync", progress=False)
+    before = file_states(out)
+    with pytest.raises(gp.PipelineSetupError) as error:
+        predict(model["pipeline"], model["request"], out, outputs={PRED: "other"},
+                scheduler="sync", progress=False)
+    assert out in str(error.value) and "tiles of another job" in str(error.value)
+    assert file_states(out) == before
+    smaller_tiles = gp.BatchRequest()
+    smaller_tiles.add(RAW, gp.Coordinate(6, 8, 6) * gp.Coordinate(2, 1, 1))
+    smaller_tiles.add(PRED, gp.Coordinate(4, 4, 4) * gp.Coordinate(2, 1, 1))
+    with pytest.raises(gp.PipelineSetupError, match="tiles of another job"):
+        predict(model["pipeline"], smaller_tiles, out, scheduler="sync", progress=False)
+    assert file_states(out) == before
+
+
+def test_a_reference_without_outputs_is_an_error(model, tmp_path):
+    only_raw = gp.BatchRequest()
+    only_raw.add(RAW, (20, 20, 20))
+    with pytest.raises(gp.PipelineSetupError, match="no output to write"):
+        predict(model["pipeline"], only_raw, str(tmp_path / "p.zarr"), progress=False)
+    with pytest.raises(gp.PipelineSetupError, match="not in the reference request"):
+        predict(model["pipeline"], model["request"], str(tmp_path / "p.zarr"),
+                outputs=[gp.ArrayKey("OTHER")], progress=False)
+    assert not (tmp_path / "p.zarr").exists()

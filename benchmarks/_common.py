@@ -15,13 +15,14 @@ DATA_DIR = Path(os.environ.get("DASKGP_BENCH_DATA", Path(__file__).parent / "dat
 RAW_SHAPE, GT_SHAPE = (84, 268, 268), (56, 56, 56)
 
 
-def ensure_dataset(name: str, shape, chunks=(64, 128, 128)) -> Path:
-    """The synthetic EM-like zarr dataset ``name``, created once and reused."""
+def ensure_dataset(name: str, shape, chunks=(64, 128, 128), zarr_format: int = 2) -> Path:
+    """The synthetic EM-like zarr dataset ``name``, created once and reused (zarr format 2 by
+    default, so gunpowder's zarr 2 reads it too)."""
     path = DATA_DIR / f"{name}.zarr"
     marker = path / ".complete"
     if not marker.exists():
         print(f"creating {path} {shape} ...", flush=True)
-        make_em_like_dataset(path, shape=shape, chunks=chunks)
+        make_em_like_dataset(path, shape=shape, chunks=chunks, zarr_format=zarr_format)
         marker.write_text("ok")
     return path
 

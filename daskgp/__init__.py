@@ -5,7 +5,6 @@ Port a pipeline by changing ``import gunpowder as gp`` to ``import daskgp as gp`
 
 from . import tensorflow
 from .batch import Array, Batch
-from .compute import resolve_scheduler
 from .errors import (
     ArrayError,
     BatchError,
@@ -23,6 +22,7 @@ from .nodes import __all__ as _node_names
 from .pipeline import Pipeline, build
 from .provider import BatchFilter, BatchProvider
 from .request import BatchRequest
+from .scheduling import resolve_scheduler
 from .specs import ArraySpec, GraphSpec, ProviderSpec
 
 __version__ = "0.1.0"

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from .batch import Batch
-from .compute import resolve_scheduler, using_scheduler
 from .errors import PipelineSetupError
 from .provider import BatchProvider
 from .request import BatchRequest
+from .scheduling import resolve_scheduler, using_scheduler
 
 logger = logging.getLogger(__name__)
 

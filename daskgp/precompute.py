@@ -23,14 +23,13 @@ from dask.delayed import Delayed
 from tqdm import tqdm
 
 from .batch import Batch
-from .compute import resolve_scheduler
 from .errors import ArrayError, PipelineSetupError
 from .geometry import Coordinate, Roi
 from .keys import ArrayKey
 from .names import NodeTask
 from .pipeline import Pipeline, build
 from .request import BatchRequest
-from .scheduling import is_client
+from .scheduling import is_client, resolve_scheduler
 from .specs import ArraySpec
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,6 @@ import zarr
 from dask.base import tokenize
 from tqdm import tqdm
 
-from .compute import resolve_scheduler
 from .errors import PipelineSetupError
 from .geometry import Roi
 from .keys import ArrayKey
@@ -28,6 +27,7 @@ from .nodes.zarr_write import ZarrWrite
 from .pipeline import Pipeline, build
 from .precompute import compute_tasks, default_in_flight
 from .request import BatchRequest
+from .scheduling import resolve_scheduler
 
 #: uint8 array in the output, one chunk per tile: 1 once the tile's blocks are written.
 COMPLETED_TILES = "_completed_tiles"

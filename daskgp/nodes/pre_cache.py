@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from ..batch import Batch
-from ..compute import current_scheduler
 from ..provider import BatchFilter
 from ..request import BatchRequest
-from ..scheduling import BatchPrefetcher
+from ..scheduling import BatchPrefetcher, current_scheduler
 
 
 class PreCache(BatchFilter):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from ..batch import Batch
-from ..compute import current_scheduler
 from ..names import task_prefix
 from ..profiling import ProfilingStats, collecting
 from ..provider import BatchFilter
 from ..request import BatchRequest
-from ..scheduling import is_client
+from ..scheduling import current_scheduler, is_client
 
 
 class PrintProfilingStats(BatchFilter):

@@ -11,13 +11,13 @@ import numpy as np
 from dask.base import tokenize
 
 from ..batch import Array, Batch
-from ..compute import current_scheduler
 from ..errors import PipelineRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..keys import ArrayKey
 from ..names import task_prefix
 from ..provider import BatchFilter
 from ..request import BatchRequest
+from ..scheduling import current_scheduler
 from ..specs import ArraySpec
 
 

@@ -16,7 +16,6 @@ from dask.base import tokenize
 from dask.callbacks import Callback
 
 from ..batch import Array, Batch
-from ..compute import current_scheduler
 from ..errors import BatchRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..io.blocks import ScanTiling, WriteBlocks, scan_tiling, writing_blocks
@@ -24,7 +23,7 @@ from ..keys import ArrayKey
 from ..names import task_prefix
 from ..provider import BatchFilter
 from ..request import SEED_MODULUS, BatchRequest
-from ..scheduling import is_client
+from ..scheduling import current_scheduler, is_client
 
 logger = logging.getLogger(__name__)
 

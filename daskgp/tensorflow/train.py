@@ -9,9 +9,9 @@ import re
 import numpy as np
 
 from ..batch import Batch
-from ..compute import current_scheduler
 from ..provider import BatchFilter
 from ..request import BatchRequest
+from ..scheduling import current_scheduler
 from ..specs import ArraySpec
 from ._tensors import (
     arrange,

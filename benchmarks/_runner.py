@@ -1,0 +1,58 @@
+"""Stdlib-only helpers shared by the benchmarks that run gunpowder in its own virtualenv:
+CPU time, summaries, the gunpowder venv, and running a worker script in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+GUNPOWDER_VENV = HERE / ".gunpowder-venv"
+GUNPOWDER_VERSION = "1.4.4"
+
+
+def cpu_seconds(children: bool = False) -> float:
+    """User + system CPU seconds of this process (all its threads), and of its waited-for
+    children when ``children``."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    total = usage.ru_utime + usage.ru_stime
+    if children:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process, MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def summary(values) -> dict:
+    """Median, min and max."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def ensure_gunpowder_venv() -> Path:
+    """The python of benchmarks/.gunpowder-venv, created with gunpowder on first use."""
+    python = GUNPOWDER_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating {GUNPOWDER_VENV} with gunpowder=={GUNPOWDER_VERSION} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(GUNPOWDER_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q",
+                        f"gunpowder=={GUNPOWDER_VERSION}", "psutil"], check=True)
+    return python
+
+
+def run_worker(python: str, script: str, engine: str, *args: str) -> dict:
+    """Run ``script --worker engine *args`` with ``python``; return the JSON it prints last."""
+    env = dict(os.environ, PYTHONPATH=str(HERE))
+    output = subprocess.run([python, str(HERE / script), "--worker", engine, *args],
+                            capture_output=True, text=True, env=env, cwd=str(HERE.parent))
+    if output.returncode != 0:
+        raise RuntimeError(f"the {engine} worker failed:\n{output.stderr[-3000:]}")
+    return json.loads(output.stdout.strip().splitlines()[-1])

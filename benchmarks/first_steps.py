@@ -9,7 +9,7 @@ of 200x1000x1000 with 64x128x128 chunks.
     python -m benchmarks.first_steps [--batches 8] [--gunpowder-batches 4]
 
 gunpowder runs in its own virtualenv (benchmarks/.gunpowder-venv, created on first use with
-`pip install gunpowder==1.4.4 psutil`; 1.4.4 is the newest release PyPI serves here), in a
+`pip install gunpowder==1.4.4 psutil`; 1.4.4 is the newest release pip installs here), in a
 subprocess, as does daskgp, so each has its own peak RSS. Prints seconds and CPU-seconds per
 batch (median, min, max), peak RSS, a per-node breakdown, the ratios, and writes
 benchmarks/results/first_steps.json and first_steps.png.
@@ -21,28 +21,17 @@ import argparse
 import json
 import math
 import os
-import resource
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _runner import cpu_seconds, ensure_gunpowder_venv, peak_rss_mb, run_worker, summary
+
 HERE = Path(__file__).resolve().parent
-GUNPOWDER_VENV = HERE / ".gunpowder-venv"
-GUNPOWDER_VERSION = "1.4.4"
 RAW_SHAPE, GT_SHAPE = (84, 268, 268), (56, 56, 56)
 DATASETS = {"RAW": "volumes/raw", "GT": "volumes/labels/neuron_ids",
             "MASK": "volumes/labels/mask"}
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def summary(values) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def run_batches(request_batch, batches: int, warmup: int) -> tuple[list, list, list]:
@@ -187,32 +176,7 @@ def worker_gunpowder(path: str, batches: int, warmup: int) -> dict:
             "peak_rss_mb": peak_rss_mb(), "version": version("gunpowder")}
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 # --- orchestration ---------------------------------------------------------------------------
-
-
-def ensure_gunpowder_venv() -> Path:
-    python = GUNPOWDER_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"creating {GUNPOWDER_VENV} with gunpowder=={GUNPOWDER_VERSION} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(GUNPOWDER_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q",
-                        f"gunpowder=={GUNPOWDER_VERSION}", "psutil"], check=True)
-    return python
-
-
-def run_worker(python: str, engine: str, path: Path, batches: int, warmup: int) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(HERE))
-    output = subprocess.run(
-        [python, str(HERE / "first_steps.py"), "--worker", engine, "--data", str(path),
-         "--batches", str(batches), "--warmup", str(warmup)],
-        capture_output=True, text=True, env=env, cwd=str(HERE.parent))
-    if output.returncode != 0:
-        raise RuntimeError(f"the {engine} worker failed:\n{output.stderr[-3000:]}")
-    return json.loads(output.stdout.strip().splitlines()[-1])
 
 
 def plot(results: dict, out: Path) -> None:
@@ -255,9 +219,11 @@ def main() -> None:
     path = ensure_dataset("em_200x1000x1000", (200, 1000, 1000))
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"data {path}; cores seen: {os.cpu_count()}", flush=True)
-    daskgp = run_worker(sys.executable, "daskgp", path, args.batches, args.warmup)
-    gunpowder = run_worker(str(ensure_gunpowder_venv()), "gunpowder", path,
-                           args.gunpowder_batches, args.warmup)
+    daskgp = run_worker(sys.executable, "first_steps.py", "daskgp", "--data", str(path),
+                        "--batches", str(args.batches), "--warmup", str(args.warmup))
+    gunpowder = run_worker(str(ensure_gunpowder_venv()), "first_steps.py", "gunpowder",
+                           "--data", str(path), "--batches", str(args.gunpowder_batches),
+                           "--warmup", str(args.warmup))
     floor_result = floor(str(path), daskgp["upstream_rois"])
     engines = {}
     for name, result in (("daskgp", daskgp), (f"gunpowder {gunpowder['version']}", gunpowder),

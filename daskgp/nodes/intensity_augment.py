@@ -113,8 +113,6 @@ class IntensityAugment(BatchFilter):
         array = batch[self.array]
         data = array.data
         self._check_dtype(data.dtype)
-        if not isinstance(data, da.Array):
-            data = da.from_array(data, chunks=data.shape, name=False)
         spatial_dims = data.ndim if array.spec.roi is None else array.spec.roi.dims
         slab = self._slab_shape(data.shape, spatial_dims)
         grid = tuple(-(-n // s) for n, s in zip(data.shape, slab, strict=True))

@@ -109,8 +109,6 @@ class NoiseAugment(BatchFilter):
         array = batch[self.array]
         data = array.data
         self._check_dtype(data.dtype)
-        if not isinstance(data, da.Array):
-            data = da.from_array(data, chunks=data.shape, name=False)
         seed = int(self.rng(request, "noise").integers(2**63))
         options = {**MODE_OPTIONS[self.mode], **self.kwargs}
         # skimage's signed-image test is a global reduction; skip it where nothing uses it.

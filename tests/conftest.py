@@ -7,10 +7,11 @@ import pytest
 
 @pytest.fixture(scope="session")
 def cluster_client():
-    """A real ``distributed`` cluster: 2 worker processes, 1 thread each, no dashboard."""
+    """A real ``distributed`` cluster: 2 worker processes, 1 thread each, dashboard on any free
+    port."""
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster, distributed.Client(cluster, set_as_default=False) as client:
         yield client
 

@@ -67,7 +67,7 @@ def test_killed_worker_still_delivers_the_batches_in_order():
     with gp.build(PositionSource() + AddNoise() + Slow(), scheduler="sync", seed=4) as p:
         expected = [p.request_batch(request) for _ in range(3)]
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster, set_as_default=False) as client:
         with gp.build(pipeline, client=client, seed=4) as p:
             first = p.request_batch(request)

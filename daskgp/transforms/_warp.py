@@ -42,10 +42,36 @@ def sample(data: np.ndarray, coordinates: np.ndarray, order: int) -> np.ndarray:
         values = data.ravel().take(flat)
         values[~inside] = 0
         return values
+    if order == 1 and data.ndim > 1:
+        sliced = _sample_slices(data, coordinates)
+        if sliced is not None:
+            return sliced
     return ndimage.map_coordinates(
         data, coordinates, output=data.dtype, order=order, mode="constant", cval=0,
         prefilter=False,
     )
+
+
+def _sample_slices(data: np.ndarray, coordinates: np.ndarray) -> np.ndarray | None:
+    """Linear interpolation one output slice at a time, when every output slice (first axis)
+    samples one whole source slice: the usual case of transforms that only move voxels within
+    sections (rotation in y, x; jitter 0 along z; scale 1). Then each slice is a 2D
+    interpolation, about a third cheaper than 3D, with identical results (the second z
+    neighbour's weight is exactly 0). Returns None when the first coordinate varies within a
+    slice or is not a whole number.
+    """
+    first = coordinates[0]
+    per_slice = first.reshape(first.shape[0], -1)[:, :1]
+    if not (np.array_equal(first.reshape(first.shape[0], -1),
+                           np.broadcast_to(per_slice, (first.shape[0], first[0].size)))
+            and np.array_equal(per_slice, np.floor(per_slice))):
+        return None
+    out = np.zeros(first.shape, dtype=data.dtype)
+    for i, z in enumerate(per_slice[:, 0].astype(np.int64)):
+        if 0 <= z < data.shape[0]:
+            ndimage.map_coordinates(data[z], coordinates[1:, i], output=out[i], order=1,
+                                    mode="constant", cval=0, prefilter=False)
+    return out
 
 
 def warp_block(

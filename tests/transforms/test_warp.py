@@ -16,6 +16,7 @@ from daskgp.transforms import (
     source_coordinates,
     spline_coefficients,
 )
+from daskgp.transforms._warp import _sample_slices
 
 SHAPE = (12, 40, 36)
 
@@ -152,3 +153,27 @@ def test_source_too_small_is_an_error(transform, source):
     begin, data = source
     with pytest.raises(ValueError, match="outside the source"):
         chunked_warp(da.from_array(data[:, 2:]), begin, transform, (0, 0, 0), SHAPE, order=1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+@pytest.mark.parametrize("z_offset", [0.0, 0.25])
+def test_linear_sampling_by_slices_equals_3d_map_coordinates(dtype, z_offset):
+    """Slice-wise 2D interpolation (used when z coordinates are whole per slice) gives the same
+    bits as one 3D map_coordinates; fractional z falls back to 3D."""
+    rng = np.random.default_rng(3)
+    data = (rng.random((7, 30, 30)) * 200).astype(dtype)
+    z, y, x = np.meshgrid(np.arange(5), np.arange(20), np.arange(20), indexing="ij")
+    angle = 0.7
+    coordinates = np.stack([
+        z + 1 + z_offset,
+        np.cos(angle) * (y - 10) - np.sin(angle) * (x - 10) + 14.5,
+        np.sin(angle) * (y - 10) + np.cos(angle) * (x - 10) + 14.5,
+    ]).astype(np.float32)
+    coordinates[1, 2, 3, 4] = -3.0  # outside: constant 0
+    expected = ndimage.map_coordinates(data, coordinates, output=data.dtype, order=1,
+                                       mode="constant", cval=0, prefilter=False)
+    got = sample(data, coordinates, 1)
+    assert (_sample_slices(data, coordinates) is not None) == (z_offset == 0.0)
+    assert got.dtype == data.dtype
+    np.testing.assert_array_equal(got, expected)
+    assert got[2, 3, 4] == 0

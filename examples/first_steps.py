@@ -5,7 +5,7 @@ dataset names), builds the seed pipeline — ZarrSource, Normalize, RandomLocati
 ElasticAugment, SimpleAugment, IntensityAugment, PreCache, Train — and trains a small 3D U-Net
 (Keras) to predict neuron boundaries from raw, with checkpoints and periodic snapshots.
 
-    python examples/first_steps.py                      # ~1 minute on 2 cores
+    python examples/first_steps.py                      # ~2 minutes on 2 cores
     python examples/first_steps.py --client             # on a LocalCluster, with its dashboard
     python examples/first_steps.py --iterations 2000 --raw-shape 36 196 196
 """
@@ -96,11 +96,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None,
                         help="zarr or HDF5 file with the seed's datasets (default: synthetic)")
     parser.add_argument("--out", type=Path, default=Path("runs/first_steps"))
-    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--raw-shape", type=int, nargs=3, default=(20, 64, 64),
                         help="network input in voxels; the output size follows from the U-Net")
-    parser.add_argument("--snapshot-every", type=int, default=100)
-    parser.add_argument("--save-every", type=int, default=100)
+    parser.add_argument("--snapshot-every", type=int, default=250)
+    parser.add_argument("--save-every", type=int, default=250)
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--client", action="store_true",

@@ -51,6 +51,14 @@ def test_snapshot_of_lazy_batches_writes_zarr_with_world_metadata(tmp_path):
                           {"type": "translation", "translation": [12.0, 8.0, 4.0]}]
     assert root["volumes/labels"].dtype == np.uint64
 
+    # read back through daskgp: the ROI and voxel size survive the round trip
+    source = gp.ZarrSource(str(tmp_path / "0.zarr"), {RAW: "volumes/raw"})
+    with gp.build(source, scheduler="sync") as p:
+        assert source.spec[RAW].roi == request[RAW].roi
+        assert source.spec[RAW].voxel_size == gp.Coordinate(4, 2, 2)
+        back = p.request_batch(request)
+    np.testing.assert_array_equal(back[RAW].data, as_written)
+
 
 def test_snapshot_after_a_materialization_boundary_writes_hdf5_in_background(tmp_path):
     pipeline, request = pipeline_and_request()

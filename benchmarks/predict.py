@@ -4,7 +4,7 @@ graph) vs gunpowder's Scan + ZarrWrite, same data, same model, same machine, in 
 The model is a small fixed 3D convolution (3x5x5, with context) run with scipy in a
 gunpowder-style numpy node, identical code for both engines (only the import differs).
 
-    python -m benchmarks.predict [--roi-shape 64 384 384] [--block 32 128 128]
+    python -m benchmarks.predict [--roi-shape 130 772 772] [--block 32 128 128]
 
 Prints output voxels/s, wall and CPU seconds for each engine and their ratio, and whether each
 output equals the whole-volume reference; writes benchmarks/results/predict.json and .png.
@@ -47,6 +47,8 @@ def make_model_node(gp):
     """The same numpy node class for either engine (``gp`` is gunpowder or daskgp)."""
 
     class Convolve(gp.BatchFilter):
+        uses_global_random = False  # daskgp: no global RNG, so tasks run in parallel
+
         def __init__(self, raw, prediction):
             self.raw, self.prediction = raw, prediction
 
@@ -83,7 +85,7 @@ def worker(engine: str, data: str, out: str, roi_offset, roi_shape, block,
     raw, prediction = gp.ArrayKey("RAW"), gp.ArrayKey("PREDICTION")
     roi = gp.Roi(roi_offset, roi_shape)
     reference = gp.BatchRequest()
-    reference.add(raw, gp.Coordinate(block) + 2 * gp.Coordinate(CONTEXT))
+    reference.add(raw, gp.Coordinate(block) + gp.Coordinate(CONTEXT) * 2)
     reference.add(prediction, gp.Coordinate(block))
     pipeline = (gp.ZarrSource(data, {raw: "volumes/raw"},
                               {raw: gp.ArraySpec(interpolatable=True)})
@@ -138,7 +140,7 @@ def main() -> None:
     parser.add_argument("--data")
     parser.add_argument("--output")
     parser.add_argument("--roi-offset", type=int, nargs=3, default=(64, 256, 256))
-    parser.add_argument("--roi-shape", type=int, nargs=3, default=(66, 388, 388))
+    parser.add_argument("--roi-shape", type=int, nargs=3, default=(130, 772, 772))
     parser.add_argument("--block", type=int, nargs=3, default=(32, 128, 128))
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=HERE / "results")

@@ -6,6 +6,7 @@ A numpy node's ``provide``/``process`` runs in one task per batch on materialize
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 
@@ -31,10 +32,22 @@ def _seed_globals(node, request: BatchRequest, phase: str) -> None:
     np.random.seed(seed)
 
 
+@contextlib.contextmanager
+def _seeded_globals(node, request: BatchRequest, phase: str):
+    """Seed the global RNGs for ``node`` and hold them for the block, unless the node says it
+    does not draw from them (``uses_global_random = False``): then it runs unlocked, in
+    parallel with other tasks."""
+    if not getattr(node, "uses_global_random", True):
+        yield
+        return
+    with _GLOBAL_RNG_LOCK:
+        _seed_globals(node, request, phase)
+        yield
+
+
 def prepare_with_global_seed(node, request: BatchRequest):
     """Call a numpy node's ``prepare`` with the global RNGs seeded from the request."""
-    with _GLOBAL_RNG_LOCK:
-        _seed_globals(node, request, "prepare")
+    with _seeded_globals(node, request, "prepare"):
         return node.prepare(request)
 
 
@@ -96,8 +109,7 @@ def _run_process(node, data: dict, specs: dict, request: BatchRequest, expected:
     for key, values in data.items():
         # Tasks may share their inputs (the threaded scheduler does not copy): mutate a copy.
         batch[key] = Array(np.array(values, copy=True), specs[key])
-    with _GLOBAL_RNG_LOCK:
-        _seed_globals(node, request, "process")
+    with _seeded_globals(node, request, "process"):
         processed = node.process(batch, request)
     if processed is None:
         processed = batch
@@ -120,8 +132,7 @@ def _run_process(node, data: dict, specs: dict, request: BatchRequest, expected:
 
 
 def _run_provide(node, request: BatchRequest, expected: dict) -> dict:
-    with _GLOBAL_RNG_LOCK:
-        _seed_globals(node, request, "provide")
+    with _seeded_globals(node, request, "provide"):
         batch = node.provide(request.copy())
     outputs = {}
     for key, (shape, dtype) in expected.items():

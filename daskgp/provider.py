@@ -47,6 +47,11 @@ class BatchProvider:
     lazy: bool = False
     #: Drop placeholder keys before asking ``provide``.
     remove_placeholders: bool = False
+    #: Numpy nodes only: the node may draw from ``random``/``numpy.random``. daskgp then seeds
+    #: them from the request and runs the node's calls one at a time per process (global state
+    #: is shared by threads). Set False on numpy nodes that draw nothing, so their tasks run in
+    #: parallel on the threads scheduler.
+    uses_global_random: bool = True
 
     # --- wiring -------------------------------------------------------------------------------
 

@@ -1,5 +1,8 @@
 """gunpowder-style numpy nodes run unchanged, inside dask tasks, seeded from the request."""
 
+import threading
+import time
+
 import dask
 import numpy as np
 import pytest
@@ -120,3 +123,46 @@ def test_numpy_node_returning_wrong_shape_is_named():
     with gp.build(PositionSource() + Shrinks(), scheduler="sync") as p:
         with pytest.raises(gp.ArrayError, match=r"Shrinks returned RAW with shape \(9, 10, 10\)"):
             p.request_batch(request)
+
+
+class Sleeps(gp.BatchFilter):
+    """A numpy node that draws no random numbers and says so; counts how many of its
+    ``process`` calls overlap."""
+
+    uses_global_random = False
+    lock = threading.Lock()
+    active = 0
+    most_active = 0
+
+    def process(self, batch, request):
+        with Sleeps.lock:
+            Sleeps.active += 1
+            Sleeps.most_active = max(Sleeps.most_active, Sleeps.active)
+        time.sleep(0.2)
+        with Sleeps.lock:
+            Sleeps.active -= 1
+
+
+def test_numpy_nodes_without_global_random_run_in_parallel():
+    request = gp.BatchRequest(random_seed=1)
+    request.add(RAW, (40, 20, 20))
+    Sleeps.most_active = 0
+    with gp.build(PositionSource() + Sleeps() + gp.Stack(4), scheduler="threads",
+                  seed=0) as p:
+        batch = p.request_batch(request)
+    assert batch[RAW].data.shape == (4, 10, 10, 10)
+    assert Sleeps.most_active >= 2, "their tasks ran one at a time"
+
+
+class SleepsWithGlobalRandom(Sleeps):
+    uses_global_random = True
+
+
+def test_numpy_nodes_that_may_use_global_random_run_one_at_a_time():
+    request = gp.BatchRequest(random_seed=1)
+    request.add(RAW, (40, 20, 20))
+    Sleeps.most_active = 0
+    with gp.build(PositionSource() + SleepsWithGlobalRandom() + gp.Stack(4),
+                  scheduler="threads", seed=0) as p:
+        p.request_batch(request)
+    assert Sleeps.most_active == 1

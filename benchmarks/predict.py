@@ -139,7 +139,7 @@ def main() -> None:
     parser.add_argument("--worker", choices=["daskgp", "gunpowder"])
     parser.add_argument("--data")
     parser.add_argument("--output")
-    parser.add_argument("--roi-offset", type=int, nargs=3, default=(64, 256, 256))
+    parser.add_argument("--roi-offset", type=int, nargs=3, default=(32, 100, 100))
     parser.add_argument("--roi-shape", type=int, nargs=3, default=(130, 772, 772))
     parser.add_argument("--block", type=int, nargs=3, default=(32, 128, 128))
     parser.add_argument("--num-workers", type=int, default=2)

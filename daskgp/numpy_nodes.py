@@ -142,6 +142,16 @@ def _run_provide(node, request: BatchRequest, expected: dict) -> dict:
     return outputs
 
 
+def _one_block(data):
+    """``data`` as one delayed block: cheaper to build than passing the dask array to
+    ``delayed`` (which optimizes its whole graph, per call)."""
+    if not isinstance(data, da.Array):
+        return data
+    if data.npartitions > 1:
+        data = data.rechunk(data.shape)
+    return data.to_delayed(optimize_graph=False).ravel()[0]
+
+
 def _wrap(node, task, request: BatchRequest, specs: dict, expected: dict) -> Batch:
     batch = Batch()
     batch.random_seed = request.random_seed
@@ -175,7 +185,7 @@ def process_in_task(node, batch: Batch, request: BatchRequest) -> Batch:
         spec = _output_spec(node, key, request, inputs)
         specs[key] = spec
         expected[key] = (_output_shape(node, key, spec, inputs), spec.dtype)
-    data = {key: array.data for key, array in inputs.items()}
+    data = {key: _one_block(array.data) for key, array in inputs.items()}
     in_specs = {key: array.spec for key, array in inputs.items()}
     name = f"{task_prefix(node.name())}-{tokenize(node.node_id, node.name(), request, data)}"
     task = dask.delayed(NodeTask(_run_process, node.name()), pure=True)(

@@ -4,6 +4,7 @@ from .array_source import ArraySource
 from .as_type import AsType
 from .crop import Crop
 from .defect_augment import DefectAugment
+from .deform_augment import DeformAugment
 from .elastic_augment import ElasticAugment
 from .hdf5_source import Hdf5Source
 from .hdf5_write import Hdf5Write
@@ -32,6 +33,7 @@ __all__ = [
     "AsType",
     "Crop",
     "DefectAugment",
+    "DeformAugment",
     "ElasticAugment",
     "Hdf5Source",
     "Hdf5Write",

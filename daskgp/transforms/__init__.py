@@ -2,6 +2,8 @@
 
 ``ElasticTransform`` says where each output voxel samples its source; ``source_box`` bounds what
 a box of output voxels reads; ``chunked_warp`` applies a transform to a dask array chunk-wise.
+``DeformTransform`` is one world-unit transform; its ``GridTransform`` views (one per voxel
+grid) are ``ElasticTransform``s for all of the above.
 """
 
 from ._bspline import (
@@ -10,6 +12,15 @@ from ._bspline import (
     control_point_counts,
     mirror_index,
     spline_coefficients,
+)
+from ._deform import (
+    DeformTransform,
+    GridTransform,
+    KnotSampling,
+    control_lattice,
+    plane_rotation,
+    quaternion_rotation,
+    world_displacement,
 )
 from ._elastic import (
     ElasticTransform,
@@ -22,11 +33,17 @@ from ._warp import chunked_warp, sample, warp_block
 
 __all__ = [
     "AxisSampling",
+    "DeformTransform",
     "ElasticTransform",
+    "GridTransform",
+    "KnotSampling",
     "chunked_warp",
     "contract",
+    "control_lattice",
     "control_point_counts",
     "mirror_index",
+    "plane_rotation",
+    "quaternion_rotation",
     "sample",
     "section_shifts",
     "source_bounds",
@@ -34,4 +51,5 @@ __all__ = [
     "source_coordinates",
     "spline_coefficients",
     "warp_block",
+    "world_displacement",
 ]

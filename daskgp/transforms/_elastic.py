@@ -86,7 +86,6 @@ class ElasticTransform:
                     f"got {section_shifts.shape}"
                 )
         self.dims = dims
-        self.coefficients = coefficients
         self.rotation = float(rotation) if dims >= 2 else 0.0
         self.scale = float(scale)
         self.section_shifts = section_shifts
@@ -94,24 +93,39 @@ class ElasticTransform:
         self.center = np.array([(s - 1) / 2 for s in self.grid_shape], dtype=np.float64)
         self._cos = math.cos(self.rotation)
         self._sin = math.sin(self.rotation)
-        if coefficients is None:
-            self._samplings = None
-            self._active = [False] * dims
-        else:
-            self._samplings = [
+        samplings = None
+        if coefficients is not None:
+            samplings = [
                 AxisSampling(length, count, self.subsample)
                 for length, count in zip(self.grid_shape, coefficients.shape[1:], strict=True)
             ]
-            self._active = [bool(np.any(coefficients[d])) for d in range(dims)]
-            self._coefficients32 = coefficients.astype(_DTYPE)
-            self._magnitude = [float(np.abs(coefficients[d]).max()) for d in range(dims)]
-            self._hulls = {}
+        self._init_spline(coefficients, samplings)
         self._shifted = [
             section_shifts is not None and bool(np.any(section_shifts[:, d]))
             for d in range(dims)
         ]
-        self.origin = np.zeros(dims, dtype=np.int64)
-        low, _ = self._frame_bounds((0,) * dims, self.grid_shape)
+        self._init_frame()
+
+    def _init_spline(self, coefficients: np.ndarray | None, samplings) -> None:
+        """Set the spline part: ``(dims, *control_points)`` coefficients (or None) and one
+        sampling per grid axis, with ``taps(positions)`` and ``knot_span(first, last)`` for
+        voxel indices (``AxisSampling``, or a subclass's own)."""
+        self.coefficients = coefficients
+        if coefficients is None:
+            self._samplings = None
+            self._active = [False] * self.dims
+        else:
+            self._samplings = samplings
+            self._active = [bool(np.any(coefficients[d])) for d in range(self.dims)]
+            self._coefficients32 = coefficients.astype(_DTYPE)
+            self._magnitude = [float(np.abs(coefficients[d]).max()) for d in range(self.dims)]
+            self._hulls = {}
+
+    def _init_frame(self) -> None:
+        """Place the frame origin below every source coordinate of the grid (needs the spline,
+        section shifts and ``_affine`` set up)."""
+        self.origin = np.zeros(self.dims, dtype=np.int64)
+        low, _ = self._frame_bounds((0,) * self.dims, self.grid_shape)
         self.origin = np.floor(low).astype(np.int64) - _FRAME_MARGIN
 
     def _affine(self, positions: Sequence[np.ndarray]) -> list[np.ndarray]:

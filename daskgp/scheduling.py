@@ -81,6 +81,26 @@ def using_scheduler(scheduler):
         _current.reset(token)
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def fix_mmap_threshold(threshold: int = 65536) -> bool:
+    """Make glibc serve allocations above ``threshold`` bytes by mmap, returned to the OS on
+    free (what ``MALLOC_TRIM_THRESHOLD_=65536``, which ``distributed`` sets for its workers,
+    also does). Returns False where this is not glibc.
+
+    Without it, glibc raises its mmap threshold as batch-sized arrays come and go, and many
+    threads allocating them make the heap keep freed memory: resident memory creeps up over
+    thousands of batches though no object leaks (``benchmarks/precache.py``'s soak).
+    """
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, threshold))
+    except (OSError, AttributeError):
+        return False
+
+
 def is_client(scheduler) -> bool:
     """True for a ``distributed.Client`` (anything with ``compute`` and ``gather``)."""
     return hasattr(scheduler, "gather") and hasattr(scheduler, "compute")
@@ -97,7 +117,9 @@ class BatchPrefetcher:
     futures and the cluster decides the parallelism.
 
     Memory: at most ``cache_size`` finished or in-flight batches are held, so the bytes held are
-    at most ``cache_size x batch_bytes`` plus the scheduler's working set.
+    at most ``cache_size x batch_bytes`` plus the scheduler's working set. On glibc, starting a
+    prefetcher fixes the process's mmap threshold (``fix_mmap_threshold``) so that resident
+    memory stays flat over long runs.
 
     Args:
         plan (callable): ``plan(index) -> Batch``, the lazy batch for sequence index ``index``.
@@ -127,6 +149,7 @@ class BatchPrefetcher:
         self._pending: collections.deque[tuple[int, Future]] = collections.deque()
         self._next_index = start
         self._closed = False
+        fix_mmap_threshold()
         workers = 1 if self._client is not None else min(num_workers, cache_size)
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="daskgp-precache")
         self._pool = None

@@ -5,7 +5,6 @@ arrays at any voxel size; planned from control points and ROI corners, warped ch
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import dask.array as da
@@ -18,6 +17,7 @@ from ..errors import BatchRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..keys import ArrayKey
 from ..names import task_prefix
+from ..plans import RequestPlans
 from ..provider import BatchFilter
 from ..request import BatchRequest
 from ..specs import ArraySpec, guess_interpolatable
@@ -161,7 +161,7 @@ class DeformAugment(BatchFilter):
         self.chunk_shape = chunk_shape
 
     def setup(self) -> None:
-        self._plans = OrderedDict()  # upstream specs may differ from an earlier build
+        self._plans = None  # upstream specs may differ from an earlier build
         if self.transform_key is None:
             return
         total_roi = self.spec.get_total_roi()
@@ -234,23 +234,10 @@ class DeformAugment(BatchFilter):
         return self.rng(request, "skip").random() > self.p
 
     def _plan(self, request: BatchRequest) -> _Plan:
-        # A pure function of the request: made in prepare, reused in process (which sees the
-        # same request without placeholders), kept for a few requests in flight at once.
-        key = (request.random_seed, tuple(
-            (str(k), str(spec.roi)) for k, spec in request.array_specs.items()
-            if not spec.placeholder
-        ))
-        plans = self.__dict__.setdefault("_plans", OrderedDict())
-        plan = plans.get(key)
-        if plan is None:
-            plan = _Plan(self, request)
-            plans[key] = plan
-            while len(plans) > _PLAN_CACHE_SIZE:
-                try:
-                    plans.popitem(last=False)
-                except KeyError:  # emptied by another thread
-                    break
-        return plan
+        plans = self.__dict__.get("_plans")
+        if plans is None:  # first use, or unpickled on a worker
+            plans = self._plans = RequestPlans(lambda r: _Plan(self, r), _PLAN_CACHE_SIZE)
+        return plans.get(request)
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()

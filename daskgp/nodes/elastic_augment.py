@@ -5,7 +5,6 @@ Planned from control points and ROI corners; built as a chunk-wise warp (``chunk
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,6 +14,7 @@ from ..errors import BatchRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..keys import ArrayKey
 from ..names import task_prefix
+from ..plans import RequestPlans
 from ..provider import BatchFilter
 from ..request import BatchRequest
 from ..specs import guess_interpolatable
@@ -131,7 +131,7 @@ class ElasticAugment(BatchFilter):
         self.chunk_shape = chunk_shape
 
     def setup(self) -> None:
-        self._plans = OrderedDict()  # upstream specs may differ from an earlier build
+        self._plans = None  # upstream specs may differ from an earlier build
 
     def skip_node(self, request: BatchRequest) -> bool:
         return self.rng(request, "skip").random() > self.p
@@ -178,23 +178,10 @@ class ElasticAugment(BatchFilter):
     # --- internals -----------------------------------------------------------------------------
 
     def _plan(self, request: BatchRequest) -> _Plan:
-        # A pure function of the request: made in prepare, reused in process (which sees the
-        # same request without placeholders), kept for a few requests in flight at once.
-        key = (request.random_seed, tuple(
-            (str(k), str(spec.roi)) for k, spec in request.array_specs.items()
-            if not spec.placeholder
-        ))
-        plans = self.__dict__.setdefault("_plans", OrderedDict())
-        plan = plans.get(key)
-        if plan is None:
-            plan = _Plan(self, request)
-            plans[key] = plan
-            while len(plans) > _PLAN_CACHE_SIZE:
-                try:
-                    plans.popitem(last=False)
-                except KeyError:  # emptied by another thread
-                    break
-        return plan
+        plans = self.__dict__.get("_plans")
+        if plans is None:  # first use, or unpickled on a worker
+            plans = self._plans = RequestPlans(lambda r: _Plan(self, r), _PLAN_CACHE_SIZE)
+        return plans.get(request)
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()

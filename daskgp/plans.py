@@ -9,6 +9,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
+from .errors import BatchRequestError
 from .request import BatchRequest
 
 
@@ -48,3 +49,28 @@ class RequestPlans:
                 while len(self._plans) > self._size:
                     self._plans.popitem(last=False)
             return plan
+
+
+def planned_arrays(node, request: BatchRequest) -> tuple[dict, list]:
+    """The spatial array specs of ``request``, and the keys among them that are not
+    placeholders (``process`` sees the request without placeholders, so a plan made in
+    ``prepare`` must leave them out too). Graphs are an error: no spatial node supports them yet.
+
+    Example:
+        >>> raw = ArrayKey("RAW")
+        >>> request = BatchRequest()
+        >>> request.add(raw, (4, 4))
+        >>> specs, keys = planned_arrays(None, request)
+        >>> keys
+        [RAW]
+    """
+    for key in request.graph_specs:
+        raise BatchRequestError(
+            f"{node.name()}: {key} was requested, but graphs are not supported by "
+            f"{node.name()} yet"
+        )
+    specs = {
+        key: spec for key, spec in request.array_specs.items()
+        if not spec.nonspatial and spec.roi is not None
+    }
+    return specs, [key for key, spec in specs.items() if not spec.placeholder]

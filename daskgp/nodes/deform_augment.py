@@ -17,7 +17,7 @@ from ..errors import BatchRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..keys import ArrayKey
 from ..names import task_prefix
-from ..plans import RequestPlans
+from ..plans import RequestPlans, planned_arrays
 from ..provider import BatchFilter
 from ..request import BatchRequest
 from ..specs import ArraySpec, guess_interpolatable
@@ -330,17 +330,8 @@ class _Plan:
     """The transform of one request, and each requested array's view of it."""
 
     def __init__(self, node: DeformAugment, request: BatchRequest) -> None:
-        for key in request.graph_specs:
-            raise BatchRequestError(
-                f"{node.name()}: {key} was requested, but graphs are not supported by "
-                "DeformAugment yet"
-            )
-        specs = {
-            key: spec for key, spec in request.array_specs.items()
-            if not spec.nonspatial and spec.roi is not None
-        }
-        # Placeholders are gone when ``process`` runs: leave them out of the plan both times.
-        self.keys = [key for key, spec in specs.items() if not spec.placeholder] or list(specs)
+        specs, keys = planned_arrays(node, request)
+        self.keys = keys or list(specs)
         self.transform = None
         self._grids = {}
         if not self.keys:

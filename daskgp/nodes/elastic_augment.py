@@ -14,7 +14,7 @@ from ..errors import BatchRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..keys import ArrayKey
 from ..names import task_prefix
-from ..plans import RequestPlans
+from ..plans import RequestPlans, planned_arrays
 from ..provider import BatchFilter
 from ..request import BatchRequest
 from ..specs import guess_interpolatable
@@ -237,17 +237,8 @@ class _Plan:
     """The transform of one request and the grid (total requested ROI) it lives on."""
 
     def __init__(self, node: ElasticAugment, request: BatchRequest) -> None:
-        for key in request.graph_specs:
-            raise BatchRequestError(
-                f"{node.name()}: {key} was requested, but graphs are not supported by "
-                "ElasticAugment yet"
-            )
-        specs = {
-            key: spec for key, spec in request.array_specs.items()
-            if not spec.nonspatial and spec.roi is not None
-        }
-        # Placeholders are gone when ``process`` runs: leave them out of the grid both times.
-        self.keys = [key for key, spec in specs.items() if not spec.placeholder] or list(specs)
+        specs, keys = planned_arrays(node, request)
+        self.keys = keys or list(specs)
         self.transform = None
         if not self.keys:
             return

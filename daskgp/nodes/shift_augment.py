@@ -13,6 +13,7 @@ import numpy as np
 from ..batch import Array, Batch
 from ..errors import BatchRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi
+from ..plans import planned_arrays
 from ..provider import BatchFilter
 from ..request import BatchRequest
 
@@ -147,17 +148,8 @@ class _Plan:
     stored, so that several requests may be planned at once)."""
 
     def __init__(self, node: ShiftAugment, request: BatchRequest) -> None:
-        for key in request.graph_specs:
-            raise BatchRequestError(
-                f"{node.name()}: {key} was requested, but graphs are not supported by "
-                "ShiftAugment yet"
-            )
-        specs = {
-            key: spec for key, spec in request.array_specs.items()
-            if not spec.nonspatial and spec.roi is not None
-        }
-        # Placeholders are gone when ``process`` runs: leave them out of the grid both times.
-        self.keys = [key for key, spec in specs.items() if not spec.placeholder]
+        specs, keys = planned_arrays(node, request)
+        self.keys = keys
         self.axis = node.shift_axis
         self.shifts = None
         grid_keys = self.keys or list(specs)

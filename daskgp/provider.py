@@ -13,7 +13,13 @@ import dask.array as da
 import numpy as np
 
 from .batch import Array, Batch
-from .errors import BatchError, BatchRequestError, DaskgpError, PipelineRequestError
+from .errors import (
+    BatchError,
+    BatchRequestError,
+    DaskgpError,
+    PipelineRequestError,
+    PipelineSetupError,
+)
 from .keys import ArrayKey
 from .profiling import timed
 from .request import BatchRequest
@@ -289,6 +295,16 @@ class BatchFilter(BatchProvider):
         if "_updated_items" not in self.__dict__:
             self._updated_items = []
         return self._updated_items
+
+    def upstream_spec(self, key, action: str) -> ArraySpec:
+        """A copy of the spec upstream provides for ``key``; a ``PipelineSetupError`` naming
+        this node, what it was asked to do (``action``) and what upstream provides, if none."""
+        if key not in self.spec:
+            raise PipelineSetupError(
+                f"{self.name()}: asked to {action} {key}, which is not provided upstream; "
+                f"upstream provides {self.spec.keys()}"
+            )
+        return self.spec[key].copy()
 
     def updates(self, key, spec: ArraySpec) -> None:
         """Declare that this filter changes the spec of ``key`` (provided upstream)."""

@@ -49,12 +49,7 @@ class AsType(BatchFilter):
         self.target_dtype = np.dtype(target_dtype)
 
     def setup(self) -> None:
-        if self.source not in self.spec:
-            raise PipelineSetupError(
-                f"{self.name()}: asked to cast {self.source}, which is not provided upstream; "
-                f"upstream provides {self.spec.keys()}"
-            )
-        spec = self.spec[self.source].copy()
+        spec = self.upstream_spec(self.source, "cast")
         spec.dtype = self.target_dtype
         if self.target == self.source:
             self.updates(self.source, spec)

@@ -71,12 +71,7 @@ class Crop(BatchFilter):
         self.fraction_positive = fraction_positive
 
     def setup(self) -> None:
-        if self.key not in self.spec:
-            raise PipelineSetupError(
-                f"{self.name()}: asked to crop {self.key}, which is not provided upstream; "
-                f"upstream provides {self.spec.keys()}"
-            )
-        spec = self.spec[self.key].copy()
+        spec = self.upstream_spec(self.key, "crop")
         if spec.roi is None:
             raise PipelineSetupError(
                 f"{self.name()}: asked to crop {self.key}, which has no ROI upstream ({spec})"

@@ -90,12 +90,7 @@ class IntensityAugment(BatchFilter):
         self.slab = None if slab is None else tuple(slab)
 
     def setup(self) -> None:
-        if self.array not in self.spec:
-            raise PipelineSetupError(
-                f"{self.name()}: {self.array} is not provided upstream; it provides "
-                f"{self.spec.keys()}"
-            )
-        spec = self.spec[self.array]
+        spec = self.upstream_spec(self.array, "augment")
         if spec.dtype is not None:
             self._check_dtype(spec.dtype, PipelineSetupError)
         self.enable_autoskip()

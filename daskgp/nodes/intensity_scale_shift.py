@@ -7,7 +7,6 @@ import numpy as np
 from dask.base import tokenize
 
 from ..batch import Array, Batch
-from ..errors import PipelineSetupError
 from ..keys import ArrayKey
 from ..names import task_prefix
 from ..provider import BatchFilter
@@ -44,12 +43,7 @@ class IntensityScaleShift(BatchFilter):
         self.shift = shift
 
     def setup(self) -> None:
-        if self.array not in self.spec:
-            raise PipelineSetupError(
-                f"{self.name()}: asked to scale and shift {self.array}, which is not provided "
-                f"upstream; upstream provides {self.spec.keys()}"
-            )
-        spec = self.spec[self.array].copy()
+        spec = self.upstream_spec(self.array, "scale and shift")
         if spec.dtype is not None:
             spec.dtype = self._output_dtype(spec.dtype)
         self.updates(self.array, spec)

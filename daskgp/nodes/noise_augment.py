@@ -86,12 +86,7 @@ class NoiseAugment(BatchFilter):
         self.kwargs = kwargs
 
     def setup(self) -> None:
-        if self.array not in self.spec:
-            raise PipelineSetupError(
-                f"{self.name()}: {self.array} is not provided upstream; it provides "
-                f"{self.spec.keys()}"
-            )
-        spec = self.spec[self.array]
+        spec = self.upstream_spec(self.array, "add noise to")
         if spec.dtype is not None:
             self._check_dtype(spec.dtype, PipelineSetupError)
         self.enable_autoskip()

@@ -54,12 +54,7 @@ class Normalize(BatchFilter):
         self.dtype = np.dtype(dtype)
 
     def setup(self) -> None:
-        if self.array not in self.spec:
-            raise PipelineSetupError(
-                f"{self.name()}: asked to normalize {self.array}, which is not provided "
-                f"upstream; upstream provides {self.spec.keys()}"
-            )
-        spec = self.spec[self.array].copy()
+        spec = self.upstream_spec(self.array, "normalize")
         if spec.dtype is not None and self.factor is None:
             self._factor(spec.dtype, PipelineSetupError)  # fail early on unknown dtypes
         spec.dtype = self.dtype

@@ -67,12 +67,7 @@ class Pad(BatchFilter):
 
     def setup(self) -> None:
         self.enable_autoskip()
-        if self.key not in self.spec:
-            raise PipelineSetupError(
-                f"{self.name()}: asked to pad {self.key}, which is not provided upstream; "
-                f"upstream provides {self.spec.keys()}"
-            )
-        spec = self.spec[self.key].copy()
+        spec = self.upstream_spec(self.key, "pad")
         if spec.roi is None or spec.nonspatial:
             raise PipelineSetupError(
                 f"{self.name()}: asked to pad {self.key}, which has no ROI upstream ({spec})"

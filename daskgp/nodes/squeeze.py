@@ -8,7 +8,7 @@ import numpy as np
 from dask.base import tokenize
 
 from ..batch import Array, Batch
-from ..errors import PipelineRequestError, PipelineSetupError
+from ..errors import PipelineRequestError
 from ..keys import ArrayKey
 from ..names import task_prefix
 from ..provider import BatchFilter
@@ -44,12 +44,7 @@ class Squeeze(BatchFilter):
     def setup(self) -> None:
         self.enable_autoskip()
         for array in self.arrays:
-            if array not in self.spec:
-                raise PipelineSetupError(
-                    f"{self.name()}: asked to squeeze {array}, which is not provided upstream; "
-                    f"upstream provides {self.spec.keys()}"
-                )
-            self.updates(array, self.spec[array].copy())
+            self.updates(array, self.upstream_spec(array, "squeeze"))
 
     def prepare(self, request: BatchRequest) -> BatchRequest:
         dependencies = BatchRequest()

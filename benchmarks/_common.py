@@ -32,12 +32,16 @@ def keys():
     return gp.ArrayKey("RAW"), gp.ArrayKey("GT"), gp.ArrayKey("MASK")
 
 
-def seed_pipeline(path: Path):
-    """The seed's augmentation pipeline (without Train) and its request."""
+def seed_pipeline(path: Path, after_random_location=None):
+    """The seed's augmentation pipeline (without Train) and its request; a node given as
+    ``after_random_location`` (e.g. one that records requests) is inserted there."""
     raw, gt, mask = keys()
     source = gp.ZarrSource(str(path), {raw: "volumes/raw", gt: "volumes/labels/neuron_ids",
                                        mask: "volumes/labels/mask"})
-    pipeline = (source + gp.Normalize(raw) + gp.RandomLocation()
+    pipeline = source + gp.Normalize(raw) + gp.RandomLocation()
+    if after_random_location is not None:
+        pipeline = pipeline + after_random_location
+    pipeline = (pipeline
                 + gp.ElasticAugment([4, 40, 40], [0, 2, 2], [0, math.pi / 2.0])
                 + gp.SimpleAugment(transpose_only=[1, 2])
                 + gp.IntensityAugment(raw, 0.9, 1.1, -0.1, 0.1))

@@ -51,13 +51,13 @@ def run_batches(request_batch, batches: int, warmup: int) -> tuple[list, list, l
 
 
 def worker_daskgp(path: str, batches: int, warmup: int) -> dict:
+    from _common import seed_pipeline
     from dask.diagnostics import Profiler
 
     import daskgp as gp
     from daskgp.names import task_prefix
     from daskgp.profiling import ProfilingStats, collecting
 
-    raw, gt, mask = gp.ArrayKey("RAW"), gp.ArrayKey("GT"), gp.ArrayKey("MASK")
     upstream = []
 
     class RecordUpstream(gp.BatchFilter):
@@ -69,16 +69,7 @@ def worker_daskgp(path: str, batches: int, warmup: int) -> dict:
             upstream.append({str(k): (tuple(s.roi.begin), tuple(s.roi.shape))
                              for k, s in request.array_specs.items()})
 
-    source = gp.ZarrSource(path, {raw: DATASETS["RAW"], gt: DATASETS["GT"],
-                                  mask: DATASETS["MASK"]})
-    pipeline = (source + gp.Normalize(raw) + gp.RandomLocation() + RecordUpstream()
-                + gp.ElasticAugment([4, 40, 40], [0, 2, 2], [0, math.pi / 2.0])
-                + gp.SimpleAugment(transpose_only=[1, 2])
-                + gp.IntensityAugment(raw, 0.9, 1.1, -0.1, 0.1))
-    request = gp.BatchRequest()
-    request.add(raw, RAW_SHAPE)
-    request.add(gt, GT_SHAPE)
-    request.add(mask, GT_SHAPE)
+    pipeline, request = seed_pipeline(Path(path), after_random_location=RecordUpstream())
     prefixes = {task_prefix(n): n for n in ("ZarrSource", "Normalize", "RandomLocation",
                                             "ElasticAugment", "SimpleAugment",
                                             "IntensityAugment")}

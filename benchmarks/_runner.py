@@ -8,12 +8,11 @@ import os
 import resource
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 GUNPOWDER_VENV = HERE / ".gunpowder-venv"
-GUNPOWDER_VERSION = "1.4.4"
+GUNPOWDER_VERSION = "1.5.0"
 
 
 def cpu_seconds(children: bool = False) -> float:
@@ -37,12 +36,26 @@ def summary(values) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
+def _python_312() -> str:
+    """A Python 3.12 interpreter (gunpowder 1.5.0 needs >= 3.12): pyenv's, else python3.12."""
+    pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    candidates = sorted(Path(pyenv_root, "versions").glob("3.12.*/bin/python3"))
+    if candidates:
+        return str(candidates[-1])
+    return "python3.12"
+
+
 def ensure_gunpowder_venv() -> Path:
-    """The python of benchmarks/.gunpowder-venv, created with gunpowder on first use."""
+    """The python of gunpowder's own virtualenv.
+
+    ``$DASKGP_GUNPOWDER_PYTHON`` names an existing one; otherwise benchmarks/.gunpowder-venv is
+    created on first use with Python 3.12 and ``gunpowder==1.5.0``."""
+    if os.environ.get("DASKGP_GUNPOWDER_PYTHON"):
+        return Path(os.environ["DASKGP_GUNPOWDER_PYTHON"])
     python = GUNPOWDER_VENV / "bin" / "python"
     if not python.exists():
         print(f"creating {GUNPOWDER_VENV} with gunpowder=={GUNPOWDER_VERSION} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(GUNPOWDER_VENV)], check=True)
+        subprocess.run([_python_312(), "-m", "venv", str(GUNPOWDER_VENV)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q",
                         f"gunpowder=={GUNPOWDER_VERSION}", "psutil"], check=True)
     return python

@@ -1,11 +1,16 @@
 """The nodes of daskgp, one per module, with gunpowder's names."""
 
+# Label nodes (issue 10)
+from .add_affinities import AddAffinities
 from .array_source import ArraySource
 from .as_type import AsType
+from .balance_labels import BalanceLabels
 from .crop import Crop
 from .defect_augment import DefectAugment
 from .deform_augment import DeformAugment
 from .elastic_augment import ElasticAugment
+from .exclude_labels import ExcludeLabels
+from .grow_boundary import GrowBoundary
 from .hdf5_source import Hdf5Source
 from .hdf5_write import Hdf5Write
 from .intensity_augment import IntensityAugment
@@ -56,4 +61,9 @@ __all__ = [
     "Unsqueeze",
     "ZarrSource",
     "ZarrWrite",
+    # Label nodes (issue 10)
+    "AddAffinities",
+    "BalanceLabels",
+    "ExcludeLabels",
+    "GrowBoundary",
 ]

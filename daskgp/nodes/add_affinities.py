@@ -181,16 +181,36 @@ class AddAffinities(BatchFilter):
         )
 
     def _affinities(self, data: da.Array, crop: tuple, kernel) -> da.Array:
-        """Boolean affinities (edges, *crop) of ``data``, one ``map_overlap`` per edge."""
-        channels = []
-        for offset in self.affinity_neighborhood:
-            offset = tuple(int(o) for o in offset)
-            depth = {axis: abs(o) for axis, o in enumerate(offset)}
-            name = f"{task_prefix(self.name())}-{tokenize(data.name, offset, kernel.__name__)}"
-            edge = da.map_overlap(kernel, data, depth=depth, boundary="none", offset=offset,
-                                  dtype=bool, name=name)
-            channels.append(edge[crop])
-        return da.stack(channels)
+        """Boolean affinities (edges, *crop) of ``data``: one overlap with the halo of the
+        longest offset per axis, one task per chunk for all edges."""
+        offsets = [tuple(int(o) for o in offset) for offset in self.affinity_neighborhood]
+        depth = {axis: max(abs(o[axis]) for o in offsets) for axis in range(data.ndim)}
+        # Chunks at least as deep as the halo, so each chunk's halo comes from its
+        # neighbours only.
+        data = data.rechunk(tuple(
+            _at_least(chunks, depth[axis]) for axis, chunks in enumerate(data.chunks)))
+        grown = da.overlap.overlap(data, depth=depth, boundary="none")
+        name = f"{task_prefix(self.name())}-{tokenize(grown.name, offsets, kernel.__name__)}"
+        edges = grown.map_blocks(kernel, offsets=offsets, new_axis=0, dtype=bool, name=name,
+                                 chunks=((len(offsets),), *grown.chunks))
+        edges = da.overlap.trim_internal(edges, {0: 0, **{a + 1: d for a, d in depth.items()}},
+                                         boundary="none")
+        return edges[(slice(None), *crop)]
+
+
+def _at_least(chunks: tuple, size: int) -> tuple:
+    """``chunks`` merged until each (but a lone one) has at least ``size`` voxels."""
+    if size == 0 or min(chunks) >= size:
+        return chunks
+    merged: list[int] = []
+    for chunk in chunks:
+        if merged and merged[-1] < size:
+            merged[-1] += chunk
+        else:
+            merged.append(chunk)
+    if len(merged) > 1 and merged[-1] < size:
+        merged[-2] += merged.pop()
+    return tuple(merged)
 
 
 def _shifted_pair(block: np.ndarray, offset: tuple) -> tuple[tuple, tuple]:
@@ -203,15 +223,18 @@ def _shifted_pair(block: np.ndarray, offset: tuple) -> tuple[tuple, tuple]:
     return source, target
 
 
-def _labels_affinity(block: np.ndarray, offset: tuple) -> np.ndarray:
-    """gunpowder's ``seg_to_affgraph`` for one offset: equal and both foreground (> 0)."""
-    out = np.zeros(block.shape, bool)
-    source, target = _shifted_pair(block, offset)
-    here, there = block[source], block[target]
-    out[source] = (here == there) & (here > 0) & (there > 0)
+def _labels_affinity(block: np.ndarray, offsets: list) -> np.ndarray:
+    """gunpowder's ``seg_to_affgraph``: per offset, equal and both foreground (> 0); 0 where
+    the neighbour is outside the block."""
+    out = np.zeros((len(offsets), *block.shape), bool)
+    foreground = block > 0
+    for edge, offset in enumerate(offsets):
+        source, target = _shifted_pair(block, offset)
+        out[(edge, *source)] = ((block[source] == block[target]) & foreground[source]
+                                & foreground[target])
     return out
 
 
-def _unlabelled_affinity(block: np.ndarray, offset: tuple) -> np.ndarray:
+def _unlabelled_affinity(block: np.ndarray, offsets: list) -> np.ndarray:
     """1 for affinities between two unlabelled (0) voxels, computed as gunpowder does."""
-    return _labels_affinity((1 - block).astype(np.int32), offset)
+    return _labels_affinity((1 - block).astype(np.int32), offsets)

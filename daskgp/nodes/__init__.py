@@ -1,6 +1,5 @@
 """The nodes of daskgp, one per module, with gunpowder's names."""
 
-# Label nodes (issue 10)
 from .add_affinities import AddAffinities
 from .array_source import ArraySource
 from .as_type import AsType
@@ -23,6 +22,8 @@ from .pre_cache import PreCache
 from .precomputed_source import PrecomputedSource
 from .print_profiling_stats import PrintProfilingStats
 from .random_location import RandomLocation
+from .random_provider import RandomProvider
+from .reject import Reject
 from .scan import Scan
 from .shift_augment import ShiftAugment
 from .simple_augment import SimpleAugment
@@ -66,4 +67,6 @@ __all__ = [
     "BalanceLabels",
     "ExcludeLabels",
     "GrowBoundary",
+    "RandomProvider",
+    "Reject",
 ]

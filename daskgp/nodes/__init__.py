@@ -7,6 +7,7 @@ from .balance_labels import BalanceLabels
 from .crop import Crop
 from .defect_augment import DefectAugment
 from .deform_augment import DeformAugment
+from .downsample import DownSample
 from .elastic_augment import ElasticAugment
 from .exclude_labels import ExcludeLabels
 from .grow_boundary import GrowBoundary
@@ -31,6 +32,7 @@ from .snapshot import Snapshot
 from .squeeze import Squeeze
 from .stack import Stack
 from .unsqueeze import Unsqueeze
+from .upsample import UpSample
 from .zarr_source import ZarrSource
 from .zarr_write import ZarrWrite
 
@@ -69,4 +71,6 @@ __all__ = [
     "GrowBoundary",
     "RandomProvider",
     "Reject",
+    "DownSample",
+    "UpSample",
 ]

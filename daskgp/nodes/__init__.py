@@ -25,6 +25,7 @@ from .print_profiling_stats import PrintProfilingStats
 from .random_location import RandomLocation
 from .random_provider import RandomProvider
 from .reject import Reject
+from .renumber_connected_components import RenumberConnectedComponents
 from .scan import Scan
 from .shift_augment import ShiftAugment
 from .simple_augment import SimpleAugment
@@ -73,4 +74,5 @@ __all__ = [
     "Reject",
     "DownSample",
     "UpSample",
+    "RenumberConnectedComponents",
 ]

@@ -26,6 +26,7 @@ from .random_location import RandomLocation
 from .random_provider import RandomProvider
 from .reject import Reject
 from .renumber_connected_components import RenumberConnectedComponents
+from .resample import Resample
 from .scan import Scan
 from .shift_augment import ShiftAugment
 from .simple_augment import SimpleAugment
@@ -75,4 +76,5 @@ __all__ = [
     "DownSample",
     "UpSample",
     "RenumberConnectedComponents",
+    "Resample",
 ]

@@ -181,6 +181,25 @@ def main() -> None:
         lambda k: gp.UpSample(k["raw"], gp.Coordinate(1, 2, 4), k["target"]),
         {"target": ((2, 4, 4), (20, 100, 120))}, {"factor": [1, 2, 4]})
 
+    # Resample: labels (not interpolatable: nearest), raw up and down (linear, anti-aliased
+    # when downsampling), 2D resampling of a 3D array (ndim=2).
+    run("resample_labels", {"labels": "labels"}, (1, 1, 1),
+        lambda k: gp.Resample(k["labels"], (1, 2, 2), k["target"]),
+        {"target": ((2, 4, 4), (16, 32, 32))}, {"target_voxel_size": [1, 2, 2]})
+    run("resample_labels_up", {"labels": "labels"}, (2, 4, 4),
+        lambda k: gp.Resample(k["labels"], (1, 3, 2), k["target"]),
+        {"target": ((4, 12, 8), (30, 120, 140))}, {"target_voxel_size": [1, 3, 2]})
+    run("resample_raw_up", {"raw": "raw"}, (2, 4, 4),
+        lambda k: gp.Resample(k["raw"], (2, 2, 2), k["target"]),
+        {"target": ((4, 8, 8), (30, 100, 100))}, {"target_voxel_size": [2, 2, 2]})
+    run("resample_raw_down", {"raw": "raw"}, (1, 1, 1),
+        lambda k: gp.Resample(k["raw"], (2, 2, 2), k["target"]),
+        {"target": ((4, 4, 4), (12, 24, 24))}, {"target_voxel_size": [2, 2, 2]})
+    run("resample_raw_2d_cubic", {"raw": "raw"}, (1, 1, 1),
+        lambda k: gp.Resample(k["raw"], (1, 3, 3), k["target"], ndim=2, interp_order=3),
+        {"target": ((2, 3, 3), (10, 30, 27))},
+        {"target_voxel_size": [1, 3, 3], "ndim": 2, "interp_order": 3})
+
     results["cases"] = np.array(json.dumps(cases))
     np.savez_compressed(OUT, **results)
     print(f"wrote {OUT} ({OUT.stat().st_size / 1024:.0f} KiB, {len(cases)} cases)")

@@ -3,6 +3,7 @@ cubic in 2D), chunking-invariant; label ids beyond float32 survive."""
 
 from __future__ import annotations
 
+import dask.array as da
 import numpy as np
 import pytest
 
@@ -42,7 +43,6 @@ def test_equals_gunpowder_for_any_chunking(name, chunks):
 
 def test_nearest_path_is_chunk_wise_and_interpolation_is_one_task():
     labels, raw, target = gp.ArrayKey("LABELS"), gp.ArrayKey("RAW"), gp.ArrayKey("TARGET")
-    import dask.array as da
     data = da.from_array(input_array("labels"), chunks=(10, 20, 20))
     spec = gp.ArraySpec(voxel_size=(1, 1, 1), interpolatable=False)
     request = gp.BatchRequest(random_seed=0)

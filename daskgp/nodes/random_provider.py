@@ -11,7 +11,7 @@ from dask.base import tokenize
 
 from ..batch import Array, Batch
 from ..errors import PipelineSetupError
-from ..keys import ArrayKey, GraphKey
+from ..keys import ArrayKey
 from ..names import task_prefix
 from ..provider import BatchProvider
 from ..request import BatchRequest
@@ -30,8 +30,8 @@ class RandomProvider(BatchProvider):
     first.
 
     Differences from gunpowder: the choice is seeded (gunpowder uses ``np.random``); the
-    ``random_provider_key`` array is int64. Graph keys are not provided yet (graphs arrive
-    with daskgp's graph support): upstream graph keys are left out of the spec.
+    ``random_provider_key`` array is int64. Graph keys are relayed like array keys, but no
+    daskgp source serves graphs yet (they arrive with daskgp's graph support).
 
     Args:
         probabilities (list of float, optional): the probability of choosing each upstream
@@ -79,10 +79,8 @@ class RandomProvider(BatchProvider):
                 f"{self.name()}: {len(self.probabilities)} probabilities for "
                 f"{len(providers)} upstream providers; give one per provider"
             )
-        # Advertise only what every upstream provider has.
+        # Advertise only what every upstream provider has (graphs are relayed like arrays).
         for key, spec in providers[0].spec.items():
-            if isinstance(key, GraphKey):
-                continue
             if all(key in provider.spec for provider in providers[1:]):
                 self.provides(key, spec)
         if self.random_provider_key is not None:

@@ -57,3 +57,33 @@ def test_bad_probabilities_fail_clearly():
     with pytest.raises(gp.PipelineSetupError, match="3 probabilities for 2 upstream"):
         with gp.build(_branches() + gp.RandomProvider([1, 1, 1])):
             pass
+
+
+def test_graph_keys_are_relayed_from_the_chosen_branch():
+    points = gp.GraphKey("POINTS")
+
+    class Points(gp.BatchProvider):
+        """Serves a stand-in graph (daskgp's Graph arrives with graph support)."""
+
+        lazy = True
+
+        def __init__(self, name):
+            self.label = name
+
+        def setup(self):
+            self.provides(points, gp.GraphSpec(roi=gp.Roi((0, 0, 0), (4, 4, 4))))
+
+        def provide(self, request):
+            batch = gp.Batch()
+            batch[points] = self.label
+            return batch
+
+    branches = tuple((array_source(RAW, np.full((4, 4, 4), v, np.uint8)), Points(v))
+                     + gp.MergeProvider() for v in (10, 20))
+    request = _request(seed=1)
+    request[points] = gp.GraphSpec(roi=gp.Roi((0, 0, 0), (2, 2, 2)))
+    with gp.build(branches + gp.RandomProvider(random_provider_key=CHOICE),
+                  scheduler="sync") as p:
+        assert points in p.spec
+        batch = p.request_batch(request)
+    assert batch[points] == int(batch[RAW].data[0, 0, 0])

@@ -88,7 +88,9 @@ class ExcludeLabels(BatchFilter):
         deps[self.labels].dtype = None
         return deps
 
-    def process(self, batch: Batch, request: BatchRequest) -> Batch:
+    def process(self, batch: Batch, request: BatchRequest) -> Batch | None:
+        if self.labels not in batch.arrays:
+            return None
         labels = batch[self.labels]
         data = labels.data
         exclude = _as_dtype(self.exclude, data.dtype)

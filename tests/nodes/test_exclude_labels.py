@@ -50,3 +50,13 @@ def test_zero_erode_gives_an_all_zero_mask_like_gunpowder():
         batch = p.request_batch(request)
     np.testing.assert_array_equal(batch[mask].data, 0)
     assert (batch[labels].data == 0).sum() == 3
+
+
+def test_requests_without_its_keys_pass_through():
+    labels, raw = gp.ArrayKey("LABELS"), gp.ArrayKey("RAW")
+    sources = (array_source(labels, np.ones((2, 2, 2), np.uint64)),
+               array_source(raw, np.full((2, 2, 2), 3.0, np.float32))) + gp.MergeProvider()
+    request = gp.BatchRequest(random_seed=0)
+    request.add(raw, (2, 2, 2))
+    with gp.build(sources + gp.ExcludeLabels(labels, [1]), scheduler="sync") as p:
+        np.testing.assert_array_equal(p.request_batch(request)[raw].data, 3.0)

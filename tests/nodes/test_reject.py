@@ -75,3 +75,32 @@ def test_reject_probability_zero_accepts_the_first_batch():
 def test_graphs_are_not_supported_yet():
     with pytest.raises(NotImplementedError, match=r"ensure_nonempty.*graphs"):
         gp.Reject(ensure_nonempty=gp.GraphKey("POINTS"))
+
+
+def test_the_peek_computes_only_the_mask_and_the_batch_reuses_it():
+    import dask.array as da
+
+    computed = {"raw": 0, "mask": 0}
+
+    def counting(name):
+        def block(x):
+            computed[name] += 1
+            return x
+        return block
+
+    mask = _mask()
+    raw = np.zeros(mask.shape, np.float32)
+    def source(key, data):
+        # meta given: dask does not call the function to guess it.
+        lazy = da.from_array(data, chunks=-1).map_blocks(
+            counting(str(key).lower()), meta=np.empty((0, 0, 0), data.dtype))
+        return gp.ArraySource(key, lazy)
+
+    sources = (source(RAW, raw), source(MASK, mask)) + gp.MergeProvider()
+    pipeline = sources + gp.RandomLocation() + gp.Reject(MASK, min_masked=0.6)
+    with gp.build(pipeline, scheduler="sync") as p:
+        lazy = p.request_lazy_batch(_request(3))
+        assert computed["raw"] == 0 and computed["mask"] >= 1
+        peeks = computed["mask"]
+        lazy.compute(scheduler="sync")
+    assert computed == {"raw": 1, "mask": peeks}

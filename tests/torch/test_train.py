@@ -211,3 +211,12 @@ def test_output_shape_mismatch_is_named(tmp_path):
     with gp.build(batched(source()) + train, scheduler="sync") as p:
         with pytest.raises(gp.ArrayError, match=r"Train: the model's output for PRED"):
             p.request_batch(r)
+
+
+def test_latest_checkpoint_is_the_highest_iteration_and_ignores_other_files(tmp_path):
+    for name in ("model_checkpoint_9", "model_checkpoint_10", "model_checkpoint_11.bak",
+                 ".model_checkpoint_12.partial", "model_checkpoint_best", "other_checkpoint_99"):
+        (tmp_path / name).write_bytes(b"")
+    assert latest_checkpoint(str(tmp_path / "model")) == (str(tmp_path / "model_checkpoint_10"),
+                                                          10)
+    assert latest_checkpoint(str(tmp_path / "none")) == (None, 0)

@@ -21,8 +21,11 @@ def dataset(pipeline, request: BatchRequest, seed: int | None = None, scheduler=
     they yield each batch exactly once: the same set of batches as ``num_workers=0``. With
     ``batch_size=None`` or 1 the order is also the same (the loader takes from its workers in
     turn); with ``batch_size=b``, each loader batch stacks ``b`` batches of one worker (batches
-    ``w, w + k, w + 2k, ...``). Each loader process runs its own ``cache_size`` and
-    ``num_workers``: divide them by ``k`` to keep the total.
+    ``w, w + k, w + 2k, ...``), and each worker's last loader batch may be short. Each loader
+    process runs its own ``cache_size`` and ``num_workers``: divide them by ``k`` to keep the
+    total. Loader workers compute on local schedulers; to compute on a ``distributed`` cluster,
+    pass ``client=`` and keep ``DataLoader(num_workers=0)`` (the cluster is the parallelism; a
+    client does not survive a fork or a pickle).
 
     Args:
         pipeline (Pipeline or BatchProvider): the pipeline (without ``Train`` or ``PreCache``).

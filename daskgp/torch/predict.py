@@ -20,9 +20,8 @@ class Predict(BatchFilter):
 
     gunpowder's ``gp.torch.Predict``, argument for argument. A materialization boundary: the
     inputs are computed here and given to the model in their batch layout as tensors on
-    ``device``; the model runs in eval mode under ``torch.no_grad()``. With
-    ``spawn_subprocess=False`` (the default) it runs in this process; daskgp never forks, so a
-    CUDA model needs no child process.
+    ``device``; the model runs in eval mode under ``torch.no_grad()``, always in this process
+    (daskgp never forks, so a CUDA model needs no child process).
 
     Args:
         model (torch.nn.Module): the model (set to eval mode here).
@@ -60,6 +59,9 @@ class Predict(BatchFilter):
         self._collector: OutputCollector | None = None
 
     def setup(self) -> None:
+        if self.spawn_subprocess:
+            logger.info("%s: spawn_subprocess=True is not needed (daskgp never forks); the "
+                        "model runs in this process", self.name())
         for key in self.inputs.values():
             self.upstream_spec(key, "predict from")
         specs = output_specs(self.name(), self.inputs, self.outputs.values(), self.spec,

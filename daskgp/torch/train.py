@@ -221,17 +221,18 @@ class TrainStep:
                                                  "loss input")
         loss = self.loss(*loss_args, **loss_kwargs)
         loss.backward()
-        self.optimizer.step()
-
-        arrays = {key: tensor.detach().cpu().numpy() for key, tensor in by_key.items()
-                  if key in requested}
         for key, tensor in watched.items():
-            if tensor.grad is None:
+            if tensor.grad is None:  # checked before the step: a failed batch changes nothing
                 raise PipelineSetupError(
                     f"{self.node}: the loss does not depend on the output given for {key}, "
                     "so it has no gradient"
                 )
-            arrays[key] = tensor.grad.detach().cpu().numpy()
+        self.optimizer.step()
+
+        arrays = {key: tensor.detach().cpu().numpy() for key, tensor in by_key.items()
+                  if key in requested}
+        arrays.update({key: tensor.grad.detach().cpu().numpy()
+                       for key, tensor in watched.items()})
         loss_value = float(loss.detach().cpu())
         self.iteration += 1
         if self.save_every and self.iteration % self.save_every == 0:

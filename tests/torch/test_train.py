@@ -220,3 +220,29 @@ def test_latest_checkpoint_is_the_highest_iteration_and_ignores_other_files(tmp_
     assert latest_checkpoint(str(tmp_path / "model")) == (str(tmp_path / "model_checkpoint_10"),
                                                           10)
     assert latest_checkpoint(str(tmp_path / "none")) == (None, 0)
+
+
+def test_gradient_of_an_output_the_loss_ignores_is_an_error(tmp_path):
+    features = gp.ArrayKey("FEATURES")
+    features_grad = gp.ArrayKey("FEATURES_GRADIENT")
+
+    class TwoHeads(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Conv3d(1, 1, 1), torch.nn.Conv3d(1, 1, 1)
+
+        def forward(self, raw):
+            return self.a(raw), self.b(raw)
+
+    m = TwoHeads()
+    train = gp.torch.Train(
+        m, loss=mse, optimizer=torch.optim.SGD(m.parameters(), lr=0.1), inputs={0: RAW},
+        outputs={0: PRED, 1: features}, loss_inputs={0: PRED, 1: TARGET},
+        gradients={1: features_grad}, checkpoint_basename=str(tmp_path / "model"),
+        device="cpu")
+    r = request()
+    r.add(features_grad, (16, 16, 16))
+    with gp.build(batched(source()) + train, scheduler="sync") as p:
+        with pytest.raises(gp.PipelineSetupError, match="does not depend on the output given "
+                                                        "for FEATURES_GRADIENT"):
+            p.request_batch(r)

@@ -3,7 +3,7 @@
 Port a pipeline by changing ``import gunpowder as gp`` to ``import daskgp as gp``.
 """
 
-from . import tensorflow
+from . import tensorflow, torch
 from .batch import Array, Batch
 from .errors import (
     ArrayError,
@@ -53,6 +53,7 @@ __all__ = [
     "TaskError",
     "build",
     "tensorflow",
+    "torch",
     "resolve_scheduler",
     *_node_names,
 ]

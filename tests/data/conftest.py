@@ -1,0 +1,4 @@
+"""Scripts here that run in gunpowder's own virtualenv are not collected (gunpowder is not a
+dependency of daskgp's tests; their outputs are committed fixtures)."""
+
+collect_ignore = ["gunpowder_torch_checkpoint.py"]

@@ -135,7 +135,8 @@ def _show(args: argparse.Namespace) -> int:
     from .show import show
 
     out, rows, columns = show(args.paths, args.out, batches=args.batches,
-                              max_rows=args.max_rows, datasets=args.datasets, dpi=args.dpi)
+                              max_rows=args.max_rows, datasets=args.datasets, dpi=args.dpi,
+                              roi=_roi(args.roi))
     print(f"daskgp show: wrote {out} ({rows} rows of up to {columns} panels)")
     return 0
 
@@ -166,6 +167,9 @@ def _add_show_and_sample(commands) -> None:
                       help="precomputed batches drawn by default (default: 4)")
     show.add_argument("--datasets", nargs="+", metavar="NAME",
                       help="arrays to draw, by path or name (default: all)")
+    show.add_argument("--roi", type=int, nargs="+", metavar="N",
+                      help="draw only this world region: the offset, then the shape, one value "
+                      "per dimension each (as for predict)")
     show.add_argument("--dpi", type=int, default=100)
     show.set_defaults(run=_show)
 

@@ -17,6 +17,7 @@ import numpy as np
 from .batch import Array
 from .display import Panel, array_panel, common_centre, figure_png, grid_figure
 from .errors import PipelineSetupError
+from .geometry import Roi
 from .io.layout import dataset_array_spec
 from .io.metadata import MetadataError, read_spatial_metadata
 from .io.writers import HDF5_SUFFIXES
@@ -74,6 +75,18 @@ def _wanted(name: str, datasets: Sequence[str] | None) -> bool:
 ORDER = {"raw": 0, "labels": 1, "mask": 2, "image": 3, "rgb": 3}
 
 
+def _cropped(arrays: dict[str, Array], roi: Roi | None) -> dict[str, Array]:
+    """The arrays cut to ``roi`` (grown to their voxel grids); those outside it dropped."""
+    if roi is None:
+        return arrays
+    cropped = {}
+    for name, array in arrays.items():
+        part = array.spec.roi.intersect(roi.snap_to_grid(array.spec.voxel_size))
+        if not part.empty:
+            cropped[name] = array.crop(part)
+    return cropped
+
+
 def _row(title: str, arrays: dict[str, Array]) -> tuple[str, list[Panel]]:
     centre = common_centre(list(arrays.values()))
     panels = [array_panel(name, array, centre) for name, array in arrays.items()]
@@ -84,7 +97,8 @@ def _row(title: str, arrays: dict[str, Array]) -> tuple[str, list[Panel]]:
 
 
 def _precomputed_rows(path: str, batches: Sequence[int] | None, max_rows: int,
-                      datasets: Sequence[str] | None) -> list[tuple[str, list[Panel]]]:
+                      datasets: Sequence[str] | None,
+                      roi: Roi | None) -> list[tuple[str, list[Panel]]]:
     import zarr
 
     layout = read_layout(path)
@@ -106,16 +120,18 @@ def _precomputed_rows(path: str, batches: Sequence[int] | None, max_rows: int,
                 continue
             data = da.from_array(root[stored.name], chunks=root[stored.name].chunks)[index]
             arrays[stored.name] = Array(data, spec)
-        rows.append(_row(f"{Path(path).name} batch {index}", arrays))
+        rows.append(_row(f"{Path(path).name} batch {index}", _cropped(arrays, roi)))
     return rows
 
 
 def stored_rows(path: str | os.PathLike, batches: Sequence[int] | None = None,
                 max_rows: int = 4, datasets: Sequence[str] | None = None,
-                stack: contextlib.ExitStack | None = None) -> list[tuple[str, list[Panel]]]:
+                stack: contextlib.ExitStack | None = None,
+                roi: Roi | None = None) -> list[tuple[str, list[Panel]]]:
     """The rows of panels of one file: a precompute output gives one row per batch
     (``batches``, default the first ``max_rows`` written), any other zarr or HDF5 file one
-    row of its arrays (``datasets``, default all but daskgp's bookkeeping).
+    row of its arrays (``datasets``, default all but daskgp's bookkeeping), each cut to
+    ``roi`` (world units) if given.
 
     HDF5 files stay open in ``stack`` until the panels are drawn.
     """
@@ -134,7 +150,7 @@ def stored_rows(path: str | os.PathLike, batches: Sequence[int] | None = None,
     else:
         try:
             if read_layout(path) is not None:
-                return _precomputed_rows(path, batches, max_rows, datasets)
+                return _precomputed_rows(path, batches, max_rows, datasets, roi)
         except LayoutError:
             pass  # a zarr group that is not a precompute output (no LAYOUT_ATTR)
         try:
@@ -151,17 +167,22 @@ def stored_rows(path: str | os.PathLike, batches: Sequence[int] | None = None,
     if not arrays:
         raise PipelineSetupError(f"show: {path} has no array with two or more spatial axes"
                                  + (f" named {list(datasets)}" if datasets else ""))
-    return [_row(Path(path).name, arrays)]
+    inside = _cropped(arrays, roi)
+    if not inside:
+        raise PipelineSetupError(f"show: no array of {path} intersects the ROI {roi}")
+    return [_row(Path(path).name, inside)]
 
 
 def show(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
          batches: Sequence[int] | None = None, max_rows: int = 4,
-         datasets: Sequence[str] | None = None, dpi: int = 100) -> tuple[Path, int, int]:
+         datasets: Sequence[str] | None = None, dpi: int = 100,
+         roi: Roi | None = None) -> tuple[Path, int, int]:
     """Draw the mid-slices of the arrays stored in ``paths`` as a grid and write it to the
     PNG ``out``. Returns ``(out, rows, columns)``.
 
     Labels are coloured per id, masks and intensities grey; panels are in world units.
-    See ``stored_rows`` for what each file contributes; nothing is written but ``out``.
+    See ``stored_rows`` for what each file contributes (``roi``: only that world region of
+    each, so a prediction and its raw data line up); nothing is written but ``out``.
 
     Example:
         >>> show(["snapshots/250.zarr"], "grid.png")  # doctest: +SKIP
@@ -170,7 +191,7 @@ def show(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     out = Path(out)
     with contextlib.ExitStack() as stack:
         rows = [row for path in paths
-                for row in stored_rows(path, batches, max_rows, datasets, stack)]
+                for row in stored_rows(path, batches, max_rows, datasets, stack, roi)]
         figure = grid_figure(rows)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(figure_png(figure, dpi=dpi))

@@ -50,6 +50,21 @@ def test_show_draws_a_snapshot(tmp_path, filename, capsys):
     assert pixel_std(out) > 0.1, "the picture is not blank"
 
 
+def test_show_draws_only_the_roi_asked_for(tmp_path):
+    path, batch = snapshot_file(tmp_path)
+    roi = gp.Roi((10, 8, 7), (4, 4, 3))  # x from 7 to 10: inside GT's voxels, not on them
+    ((_, (raw, labels)),) = stored_rows(path, roi=roi)
+    assert raw.extent == labels.extent == (7.0, 10.0, 12.0, 8.0)
+    np.testing.assert_array_equal(raw.image, batch[RAW].data[6, 8:12, 7:10])
+    np.testing.assert_array_equal(labels.image, batch[GT].data[2, 2:6, 1:4])
+    with pytest.raises(gp.PipelineSetupError, match="intersects the ROI"):
+        stored_rows(path, roi=gp.Roi((100, 0, 0), (2, 2, 2)))
+    out = tmp_path / "roi.png"
+    assert main(["show", str(path), "--roi", "10", "8", "7", "4", "4", "3", "--out",
+                 str(out)]) == 0
+    assert pixel_std(out) > 0.1
+
+
 def test_show_draws_precomputed_batches_one_row_each(tmp_path):
     random_pipeline = pipeline() + gp.RandomLocation()
     request = gp.BatchRequest()

@@ -91,8 +91,9 @@ def _write_zarr(path: str, arrays: dict, compression: str | None,
         array.attrs.update(_attrs(data, voxel_size, offset, store_value_range))
         entry = ome_ngff_multiscales(leaf, data.ndim, voxel_size, offset)
         if entry is None:
-            logger.warning("%s: %s of shape %s has no OME-NGFF description (more than one "
-                           "channel axis); written without multiscales", path, name, data.shape)
+            logger.warning("%s: %s of shape %s has no OME-NGFF description (OME-NGFF allows "
+                           "2 or 3 space axes and one channel axis); written without "
+                           "multiscales", path, name, data.shape)
             continue
         multiscales.setdefault(parent, []).append(entry)
     for parent, entries in multiscales.items():

@@ -156,7 +156,7 @@ class Batch:
         batch = Batch()
         batch.arrays = arrays
         batch.graphs = dict(self.graphs)
-        for attr in ("loss", "iteration", "random_seed", "profiling_stats"):
+        for attr in ("id", "loss", "iteration", "random_seed", "profiling_stats"):
             setattr(batch, attr, getattr(self, attr))
         batch.side_effects = list(self.side_effects)
         return batch
@@ -217,6 +217,19 @@ class Batch:
         for key, value in zip(keys, values, strict=False):
             arrays[key] = Array(value, self.arrays[key].spec, self.arrays[key].attrs)
         return self._with_arrays(arrays)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: per key shape, dtype, ROI, and a mid-slice picture of each spatial
+        array (``daskgp.display``; on a lazy batch only the slices are computed)."""
+        from .display import batch_html
+
+        return batch_html(self)
+
+    def _repr_png_(self) -> bytes | None:
+        """A PNG of the mid-slices of the spatial arrays (``daskgp.display``)."""
+        from .display import batch_png
+
+        return batch_png(self)
 
     def __repr__(self) -> str:
         lines = [f"\t{key}: {array}" for key, array in self.items()]

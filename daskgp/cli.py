@@ -131,6 +131,63 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show(args: argparse.Namespace) -> int:
+    from .show import show
+
+    out, rows, columns = show(args.paths, args.out, batches=args.batches,
+                              max_rows=args.max_rows, datasets=args.datasets, dpi=args.dpi,
+                              roi=_roi(args.roi))
+    print(f"daskgp show: wrote {out} ({rows} rows of up to {columns} panels)")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from .synthetic import write_sample
+
+    path = write_sample(args.out, shape=tuple(args.shape), seed=args.seed,
+                        overwrite=args.overwrite)
+    print(f"daskgp sample: wrote {path} (volumes/raw, volumes/labels/neuron_ids, "
+          f"volumes/labels/mask; shape {tuple(args.shape)}, seed {args.seed})")
+    return 0
+
+
+def _add_show_and_sample(commands) -> None:
+    show = commands.add_parser(
+        "show", help="draw mid-slices of snapshots, predictions or precomputed batches to a PNG",
+        description="Draw a grid of mid-slices (raw and predictions grey, labels coloured per "
+        "id, masks grey) of the arrays stored in each PATH: a snapshot or prediction (zarr or "
+        "HDF5) gives one row, a precompute output one row per batch.",
+    )
+    show.add_argument("paths", nargs="+", metavar="PATH",
+                      help="snapshot, prediction or precompute output")
+    show.add_argument("--out", required=True, metavar="PNG", help="the PNG to write")
+    show.add_argument("--batches", type=int, nargs="+", metavar="I",
+                      help="precomputed batches to draw (default: the first --max-rows)")
+    show.add_argument("--max-rows", type=int, default=4, metavar="N",
+                      help="precomputed batches drawn by default (default: 4)")
+    show.add_argument("--datasets", nargs="+", metavar="NAME",
+                      help="arrays to draw, by path or name (default: all)")
+    show.add_argument("--roi", type=int, nargs="+", metavar="N",
+                      help="draw only this world region: the offset, then the shape, one value "
+                      "per dimension each (as for predict)")
+    show.add_argument("--dpi", type=int, default=100)
+    show.set_defaults(run=_show)
+
+    sample = commands.add_parser(
+        "sample", help="write the synthetic EM-like sample volume the README reads",
+        description="Write a synthetic EM-like zarr group (neurons with dark membranes): "
+        "volumes/raw (uint8), volumes/labels/neuron_ids (uint64), volumes/labels/mask (uint8), "
+        "with gunpowder's resolution/offset attributes.",
+    )
+    sample.add_argument("out", metavar="OUT.zarr", help="the zarr group to write")
+    sample.add_argument("--shape", type=int, nargs=3, default=(100, 400, 400),
+                        metavar=("Z", "Y", "X"), help="volume shape (default: 100 400 400)")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--overwrite", action="store_true",
+                        help="replace OUT.zarr if it exists")
+    sample.set_defaults(run=_sample)
+
+
 def _add_scheduler_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--scheduler", choices=("sync", "threads", "processes"),
@@ -184,6 +241,7 @@ def make_parser() -> argparse.ArgumentParser:
                          help="tiles computed at once (default: 2 x cores or threads)")
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
     predict.set_defaults(run=_predict)
+    _add_show_and_sample(commands)
     return parser
 
 

@@ -38,6 +38,7 @@ class Pipeline:
         self.scheduler = None
         self.seed: int | None = None
         self._counter = itertools.count()
+        self._batch_ids = itertools.count()
         self._is_setup = False
 
     @staticmethod
@@ -144,6 +145,7 @@ class Pipeline:
         with using_scheduler(self.scheduler):
             batch = self.output.request_batch(request)
         batch.random_seed = request.random_seed
+        batch.id = next(self._batch_ids)  # ids count the batches of this build, from 0
         return batch
 
     def request_batch(self, request: BatchRequest) -> Batch:
@@ -188,6 +190,7 @@ def build(pipeline, scheduler=None, client=None, seed: int | None = None):
     pipeline.scheduler = resolve_scheduler(scheduler, client)
     pipeline.seed = int(np.random.SeedSequence().entropy % 2**32) if seed is None else int(seed)
     pipeline._counter = itertools.count()
+    pipeline._batch_ids = itertools.count()
     pipeline.setup()
     try:
         yield pipeline

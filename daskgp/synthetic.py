@@ -100,3 +100,34 @@ def make_em_like_dataset(path: str | Path, shape=(100, 500, 500), chunks=(64, 12
         targets.append(target)
     da.store(sources, targets, lock=False, scheduler=scheduler)
     return path
+
+
+#: The sample's shape: big enough for the seed request (raw 84 x 268 x 268) with room to move.
+SAMPLE_SHAPE = (100, 400, 400)
+
+
+def write_sample(path: str | Path, shape=SAMPLE_SHAPE, seed: int = 0,
+                 overwrite: bool = False) -> Path:
+    """Write the EM-like sample that the README's snippet and ``examples/`` read (what
+    ``daskgp sample OUT.zarr`` runs): ``make_em_like_dataset`` in zarr format 2, so gunpowder
+    1.5.0 reads it too. Refuses to replace an existing ``path`` unless ``overwrite``.
+
+    Example:
+        >>> write_sample("sample.zarr")  # doctest: +SKIP
+        PosixPath('sample.zarr')
+    """
+    from .errors import PipelineSetupError
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise PipelineSetupError(f"{path} exists; it was left untouched (pass --overwrite, or "
+                                 "write elsewhere)")
+    return make_em_like_dataset(path, shape=tuple(shape), seed=seed, zarr_format=2)
+
+
+if __name__ == "__main__":
+    import sys
+
+    from .cli import main
+
+    sys.exit(main(["sample", *sys.argv[1:]]))

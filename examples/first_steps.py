@@ -169,8 +169,14 @@ def main() -> None:
 
     start = time.perf_counter()
     with gp.build(pipeline, client=client, seed=args.seed) as p:
-        first = train.iteration
-        bar = tqdm(range(first, args.iterations), desc="training", unit="batch")
+        first = train.iteration  # resumed from the newest checkpoint in --out, if any
+        if first >= args.iterations:
+            print(f"already trained to {first} iterations; nothing to do (checkpoints in "
+                  f"{args.out}; pass a larger --iterations to train on)")
+        elif first:
+            print(f"resuming at iteration {first} from {train.latest_checkpoint()}")
+        bar = tqdm(range(first, args.iterations), desc="training", unit="batch",
+                   disable=first >= args.iterations)
         for _ in bar:
             batch = p.request_batch(request)
             rate = (batch.iteration - first) / (time.perf_counter() - start)
@@ -178,7 +184,9 @@ def main() -> None:
     if client is not None:
         client.close()
         cluster.close()
-    print(f"done: {args.iterations} iterations in {time.perf_counter() - start:.0f} s")
+    if first < args.iterations:
+        print(f"done: {args.iterations - first} iterations (to {args.iterations}) in "
+              f"{time.perf_counter() - start:.0f} s")
     print(f"checkpoints: {args.out}/model_checkpoint_*   TensorBoard: {args.out / 'log'}")
     print(f"snapshots (open with napari or neuroglancer): {args.out / 'snapshots'}")
 

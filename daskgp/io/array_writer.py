@@ -19,6 +19,7 @@ import numpy as np
 from dask.base import tokenize
 
 from ..errors import DaskgpError, PipelineSetupError, TaskError
+from .metadata import ome_ngff_group_attrs
 from .writers import ome_ngff_multiscales
 
 try:
@@ -166,7 +167,8 @@ class ZarrArrayWriter:
         group = root.require_group(parent) if parent else root
         entry = ome_ngff_multiscales(leaf, len(layout.shape), layout.voxel_size, layout.offset)
         entries = [e for e in group.attrs.get("multiscales", []) if e.get("name") != leaf]
-        group.attrs["multiscales"] = [*entries, entry]
+        group.attrs.update(ome_ngff_group_attrs(
+            parent, [*entries, *([entry] if entry is not None else [])], group.attrs))
 
     def __setitem__(self, selection: tuple[slice, ...], value: np.ndarray) -> None:
         if self._array is None:

@@ -21,6 +21,7 @@ from ..provider import BatchFilter
 from ..request import BatchRequest
 from .array_writer import DatasetLayout, mismatch_error, write_blocks
 from .blocks import WriteBlocks, current_write_blocks
+from .metadata import ome_ngff_shape
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ class DatasetWrite(BatchFilter):
                 write_roi = blocks.write_rois[key]
             self._check_aligned(key, write_roi, layout)
             data = array.crop(write_roi).data
+            data = data.reshape(ome_ngff_shape(data.shape, write_roi.dims))  # no batch axis
             dtype = self.dataset_dtypes.get(key)
             if dtype is not None and data.dtype != dtype:
                 data = data.astype(dtype)
@@ -167,7 +169,8 @@ class DatasetWrite(BatchFilter):
                     f"size of dataset {self.dataset_names[key]!r} in {self._location(key)} is "
                     "unknown; write it under a Scan"
                 )
-        channels = tuple(array.data.shape[: array.data.ndim - total_roi.dims])
+        shape = ome_ngff_shape(array.data.shape, total_roi.dims)  # without the batch axis
+        channels = tuple(shape[: len(shape) - total_roi.dims])
         return DatasetLayout(
             shape=channels + tuple(total_roi.shape / voxel_size),
             dtype=self.dataset_dtypes.get(key, array.data.dtype),

@@ -177,3 +177,66 @@ def read_spatial_metadata(
         offset=own.offset if own.offset is not None else ome.offset,
         spatial_axes=ome.spatial_axes,
     )
+
+
+#: OME-NGFF (0.4, 0.5) names of 1 to 3 spatial axes, in storage order.
+SPACE_AXIS_NAMES = {1: ("x",), 2: ("y", "x"), 3: ("z", "y", "x")}
+
+
+def ome_ngff_shape(shape: Sequence[int], spatial_dims: int) -> tuple[int, ...]:
+    """``shape`` without the leading singleton axes that OME-NGFF cannot describe.
+
+    OME-NGFF allows at most one channel axis before the spatial ones; a model's output in
+    daskgp's (batch, channels, *spatial) layout has two. While more than one non-spatial axis
+    leads, a leading axis of size 1 (the model's batch axis) is dropped; the others are kept.
+
+    Example:
+        >>> ome_ngff_shape((1, 1, 20, 30, 30), 3), ome_ngff_shape((1, 3, 20, 30, 30), 3)
+        ((1, 20, 30, 30), (3, 20, 30, 30))
+        >>> ome_ngff_shape((4, 20, 30, 30), 3), ome_ngff_shape((2, 3, 20, 30, 30), 3)
+        ((4, 20, 30, 30), (2, 3, 20, 30, 30))
+    """
+    shape = tuple(int(s) for s in shape)
+    drop = 0
+    while len(shape) - drop - spatial_dims > 1 and shape[drop] == 1:
+        drop += 1
+    return shape[drop:]
+
+
+def ome_ngff_axes(ndim: int, spatial_dims: int) -> list[dict] | None:
+    """OME-NGFF 0.4/0.5 ``axes`` of an array with ``ndim`` axes whose last ``spatial_dims``
+    are spatial (z, y, x), or None when no valid ``axes`` describe it.
+
+    Valid ``axes`` have 2 or 3 ``space`` axes and at most one ``channel`` axis before them
+    (``time`` is never guessed); an array with more leading axes, or with 1 or more than 3
+    spatial axes, has no OME-NGFF description (write it without ``multiscales``).
+
+    Example:
+        >>> [axis["name"] for axis in ome_ngff_axes(4, 3)]
+        ['c', 'z', 'y', 'x']
+        >>> ome_ngff_axes(5, 3) is None, ome_ngff_axes(1, 1) is None
+        (True, True)
+    """
+    channels = ndim - spatial_dims
+    if channels not in (0, 1) or spatial_dims not in (2, 3):
+        return None
+    axes = [{"name": "c", "type": "channel"}] * channels
+    return axes + [{"name": name, "type": "space"} for name in SPACE_AXIS_NAMES[spatial_dims]]
+
+
+def ome_ngff_group_attrs(group_path: str, multiscales: list[dict],
+                         existing: Mapping[str, Any] | None = None) -> dict:
+    """The attributes to set on the group ``group_path`` that holds ``multiscales``.
+
+    OME-NGFF reserves a group named ``labels`` inside an image for a ``labels`` list of label
+    images; gunpowder's ``volumes/labels/neuron_ids`` makes such a group, so it gets an empty
+    ``labels`` list (unless it has one) and stays valid while it is an image of its own.
+
+    Example:
+        >>> ome_ngff_group_attrs("volumes/labels", [])
+        {'multiscales': [], 'labels': []}
+    """
+    attrs: dict = {"multiscales": multiscales}
+    if group_path.rstrip("/").rpartition("/")[2] == "labels" and "labels" not in (existing or {}):
+        attrs["labels"] = []
+    return attrs

@@ -5,28 +5,32 @@ Used by ``Snapshot``; napari and neuroglancer open the zarr output.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
+from .metadata import ome_ngff_axes, ome_ngff_group_attrs, ome_ngff_shape
+
 HDF5_SUFFIXES = (".hdf", ".h5", ".hdf5")
 
+logger = logging.getLogger(__name__)
 
-def ome_ngff_multiscales(name: str, ndim: int, voxel_size, offset) -> dict:
-    """One OME-NGFF 0.4 ``multiscales`` entry for a single-scale array ``name``.
 
-    Leading axes beyond the spatial ones are channels.
+def ome_ngff_multiscales(name: str, ndim: int, voxel_size, offset) -> dict | None:
+    """One OME-NGFF 0.4 ``multiscales`` entry for a single-scale array ``name``, or None when
+    OME-NGFF cannot describe the array (see ``ome_ngff_axes``).
+
+    Leading axes beyond the spatial ones are channels (one at most).
 
     Example:
         >>> ome_ngff_multiscales("raw", 3, (4, 2, 2), (8, 0, 0))["datasets"][0]["path"]
         'raw'
     """
-    spatial = len(voxel_size)
-    channels = ndim - spatial
-    axes = [{"name": f"c{i}" if channels > 1 else "c", "type": "channel"}
-            for i in range(channels)]
-    axes += [{"name": n, "type": "space"} for n in ("z", "y", "x")[3 - spatial:]] if (
-        spatial <= 3) else [{"name": f"d{i}", "type": "space"} for i in range(spatial)]
+    axes = ome_ngff_axes(ndim, len(voxel_size))
+    if axes is None:
+        return None
+    channels = ndim - len(voxel_size)
     scale = [1.0] * channels + [float(v) for v in voxel_size]
     translation = [0.0] * channels + [float(o) for o in offset]
     return {
@@ -49,9 +53,12 @@ def write_arrays(path: str, arrays: dict[str, tuple], compression: str | None = 
 
     Every dataset gets ``resolution`` and ``offset`` attributes (world units, gunpowder's
     convention); in zarr, its parent group also gets an OME-NGFF 0.4 ``multiscales`` entry.
-    Returns ``path``.
+    A model's singleton batch axis is dropped (``ome_ngff_shape``). Returns ``path``.
     """
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    arrays = {name: (np.asarray(data).reshape(ome_ngff_shape(np.shape(data), len(voxel_size))),
+                     voxel_size, offset)
+              for name, (data, voxel_size, offset) in arrays.items()}
     if path.endswith(HDF5_SUFFIXES):
         _write_hdf5(path, arrays, compression, store_value_range)
     else:
@@ -82,11 +89,16 @@ def _write_zarr(path: str, arrays: dict, compression: str | None,
                                   overwrite=True)
         array[...] = data
         array.attrs.update(_attrs(data, voxel_size, offset, store_value_range))
-        multiscales.setdefault(parent, []).append(
-            ome_ngff_multiscales(leaf, data.ndim, voxel_size, offset))
+        entry = ome_ngff_multiscales(leaf, data.ndim, voxel_size, offset)
+        if entry is None:
+            logger.warning("%s: %s of shape %s has no OME-NGFF description (OME-NGFF allows "
+                           "2 or 3 space axes and one channel axis); written without "
+                           "multiscales", path, name, data.shape)
+            continue
+        multiscales.setdefault(parent, []).append(entry)
     for parent, entries in multiscales.items():
         group = root.require_group(parent) if parent else root
-        group.attrs["multiscales"] = entries
+        group.attrs.update(ome_ngff_group_attrs(parent, entries, group.attrs))
 
 
 def _write_hdf5(path: str, arrays: dict, compression: str | None,

@@ -26,7 +26,9 @@ class Snapshot(BatchFilter):
     ``PreCache``) a background thread writes while training goes on, at most two writes
     queued. Files are zarr (OME-NGFF 0.4 ``multiscales`` plus gunpowder's ``resolution`` and
     ``offset`` attributes, so napari, neuroglancer and gunpowder open them) or HDF5 when the
-    file name ends in .hdf, .h5 or .hdf5.
+    file name ends in .hdf, .h5 or .hdf5. A model's singleton batch axis is not stored (a
+    (1, 1, z, y, x) prediction is written as (1, z, y, x): OME-NGFF allows one channel axis);
+    ``daskgp show`` draws a snapshot's mid-slices.
 
     Args:
         dataset_names (dict): ``{ArrayKey: dataset path}`` of the arrays to save.

@@ -3,9 +3,11 @@
 from .array_source import ArraySource
 from .as_type import AsType
 from .crop import Crop
+from .csv_points_source import CsvPointsSource
 from .defect_augment import DefectAugment
 from .deform_augment import DeformAugment
 from .elastic_augment import ElasticAugment
+from .graph_source import GPGraphSource, GraphSource
 from .hdf5_source import Hdf5Source
 from .hdf5_write import Hdf5Write
 from .intensity_augment import IntensityAugment
@@ -32,9 +34,12 @@ __all__ = [
     "ArraySource",
     "AsType",
     "Crop",
+    "CsvPointsSource",
     "DefectAugment",
     "DeformAugment",
     "ElasticAugment",
+    "GPGraphSource",
+    "GraphSource",
     "Hdf5Source",
     "Hdf5Write",
     "IntensityAugment",

@@ -662,6 +662,12 @@ class Graph:
 
     __hash__ = None
 
+    def __dask_tokenize__(self):
+        from dask.base import tokenize
+
+        return ("Graph", tokenize(self._ids, self._locations, self._edges, self._temporary,
+                                  self._node_attrs, self._edge_attrs), repr(self._spec))
+
     def __repr__(self) -> str:
         return (f"Graph({self.num_vertices()} nodes, {self.num_edges()} edges, "
                 f"roi={self._spec.roi}, directed={self._spec.directed})")

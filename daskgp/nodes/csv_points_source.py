@@ -21,7 +21,8 @@ from .graph_source import GraphSource
 
 class CsvPointsSource(GraphSource):
     """Read points from a CSV file, as gunpowder's ``CsvPointsSource``: each line holds one
-    point (e.g. ``z, y, x[, id]``); a header line is skipped if ``csv.Sniffer`` sees one.
+    point (e.g. ``z, y, x[, id]``); a header line is skipped if ``csv.Sniffer`` sees one
+    (and, unlike gunpowder, only if its coordinate columns are not numbers).
 
     The provided ROI is the bounding box of the points (``floor(min)`` to ``ceil(max) + 1``)
     unless ``points_spec`` says otherwise. Requests are answered through a spatial index.
@@ -92,7 +93,7 @@ class CsvPointsSource(GraphSource):
         locations, ids = [], []
         reader = csv.reader(text.splitlines(), delimiter=self.delimiter)
         for line_number, row in enumerate(reader, start=1):
-            if line_number == 1 and has_header:
+            if line_number == 1 and has_header and not _numeric(row, self.spatial_cols):
                 continue
             if not row or all(not cell.strip() for cell in row):
                 continue
@@ -141,3 +142,12 @@ class CsvPointsSource(GraphSource):
                 f"{unique[counts > 1][:5].tolist()} in column {self.id_col}"
             )
         return ids, locations
+
+
+def _numeric(row: list[str], columns: list[int]) -> bool:
+    """Whether ``row`` has a number in each of ``columns``."""
+    try:
+        [float(row[c]) for c in columns]
+        return True
+    except (ValueError, IndexError):
+        return False

@@ -496,15 +496,33 @@ class Graph:
             self._edge_attrs = {k: v for k, v in self._edge_attrs.items() if k in kept}
         self._rows = None
 
-    def _crop_masks(self, roi: Roi) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(contained nodes, kept nodes, kept edges): edges with an end in ``roi`` are kept,
-        with both their ends."""
+    def _crop_masks(self, roi: Roi) -> tuple[np.ndarray, np.ndarray]:
+        """(kept nodes, kept edges): nodes in ``roi``, and the edges with an end in it with
+        both their ends."""
         contained = roi_mask(roi, self._locations)
-        contained_ids = self._ids[contained]
-        ends_in = np.isin(self._edges, contained_ids)
-        kept_edges = ends_in.any(axis=1)
+        if len(self._edges) == 0:
+            return contained, np.zeros(0, dtype=bool)
+        kept_edges = np.isin(self._edges, self._ids[contained]).any(axis=1)
         kept = contained | np.isin(self._ids, self._edges[kept_edges])
-        return contained, kept, kept_edges
+        return kept, kept_edges
+
+    def _subset(self, kept: np.ndarray, kept_edges: np.ndarray) -> Graph:
+        """A new graph of the rows ``kept`` and edges ``kept_edges`` (copies, attributes
+        too)."""
+        graph = Graph.__new__(Graph)
+        ids = self._ids[kept]
+        edges = self._edges[kept_edges]
+        node_attrs = {}
+        if self._node_attrs:
+            node_attrs = {i: _copy.deepcopy(self._node_attrs[i]) for i in ids.tolist()
+                          if self._node_attrs.get(i)}
+        edge_attrs = {}
+        if self._edge_attrs:
+            edge_attrs = {k: _copy.deepcopy(self._edge_attrs[k])
+                          for k in map(tuple, edges.tolist()) if self._edge_attrs.get(k)}
+        graph._set(ids, self._locations[kept], self._temporary[kept], edges, node_attrs,
+                   edge_attrs, self._spec.copy())
+        return graph
 
     def crop(self, roi: Roi) -> Graph:
         """A copy restricted to ``roi``: nodes inside it, plus "dangling" nodes outside that
@@ -516,9 +534,7 @@ class Graph:
             >>> c.ids.tolist(), c.edge_array.tolist(), c.spec.roi
             ([1, 2], [[1, 2]], [0:5] (5))
         """
-        cropped = self.copy()
-        _, kept, kept_edges = cropped._crop_masks(roi)
-        cropped._take(kept, kept_edges)
+        cropped = self._subset(*self._crop_masks(roi))
         cropped._spec.roi = roi
         return cropped
 

@@ -44,7 +44,7 @@ def test_bad_csv_names_file_and_line(tmp_path, content, message):
 
 
 def test_missing_file_names_it(tmp_path):
-    with pytest.raises(gp.SourceError, match="missing.csv"):
+    with pytest.raises(gp.SourceError, match=r"missing\.csv"):
         with gp.build(gp.CsvPointsSource(tmp_path / "missing.csv", POINTS, [0, 1, 2])):
             pass
 

@@ -591,6 +591,31 @@ class Graph:
         trimmed._rows = None
         return trimmed
 
+    def with_locations(self, locations: np.ndarray, roi: Roi | None = None) -> Graph:
+        """A copy with node locations ``locations`` ``(N, dims)`` (rows as ``ids``) and, if
+        given, ROI ``roi``; rows with a NaN are dropped (with their edges): the points a
+        transform could not follow.
+
+        Example:
+            >>> g = Graph.from_arrays([1, 2], [[0.0], [1.0]], [[1, 2]])
+            >>> moved = g.with_locations(np.array([[5.0], [np.nan]]))
+            >>> moved.ids.tolist(), moved.locations.tolist(), moved.num_edges()
+            ([1], [[5.0]], 0)
+        """
+        locations = np.asarray(locations)
+        if locations.shape != self._locations.shape:
+            raise GraphError(
+                f"new locations have shape {locations.shape}, the graph's {self._locations.shape}"
+            )
+        result = self.copy()
+        result._locations = locations.astype(self._spec.dtype)
+        lost = np.isnan(locations).any(axis=1) if len(locations) else np.zeros(0, bool)
+        if lost.any():
+            result._take(~lost)
+        if roi is not None:
+            result._spec.roi = roi
+        return result
+
     def shift(self, offset) -> Graph:
         """Move every node by ``offset`` (world units), in place; returns the graph."""
         self._locations += np.asarray(offset, dtype=self._locations.dtype)

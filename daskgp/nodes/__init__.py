@@ -20,6 +20,7 @@ from .pre_cache import PreCache
 from .precomputed_source import PrecomputedSource
 from .print_profiling_stats import PrintProfilingStats
 from .random_location import RandomLocation
+from .rasterize_graph import RasterizationSettings, RasterizeGraph
 from .scan import Scan
 from .shift_augment import ShiftAugment
 from .simple_augment import SimpleAugment
@@ -52,6 +53,8 @@ __all__ = [
     "PrecomputedSource",
     "PrintProfilingStats",
     "RandomLocation",
+    "RasterizationSettings",
+    "RasterizeGraph",
     "Scan",
     "ShiftAugment",
     "SimpleAugment",

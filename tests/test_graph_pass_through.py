@@ -91,7 +91,7 @@ def test_numpy_node_that_changes_an_undeclared_graph_fails_loudly():
 
 
 def test_stack_keeps_the_first_repetitions_graph():
-    source, graph = _source()
+    source, _ = _source()
     with gp.build(source + gp.RandomLocation() + gp.Stack(3), scheduler="sync") as p:
         batch = p.request_batch(_request(4))
     assert batch[RAW].data.shape[0] == 3

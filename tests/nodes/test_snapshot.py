@@ -94,7 +94,8 @@ def test_snapshot_writes_graphs_in_gunpowders_layout(tmp_path):
 
     raw, points = gp.ArrayKey("RAW"), gp.GraphKey("POINTS")
     graph = gp.Graph.from_arrays([5, 6, 7], [[1.5, 1.5, 1.5], [2.5, 3.5, 4.5], [9.0, 9.0, 9.0]],
-                                 [[5, 6], [6, 7]], gp.GraphSpec(roi=gp.Roi((0, 0, 0), (10, 10, 10))))
+                                 [[5, 6], [6, 7]],
+                                 gp.GraphSpec(roi=gp.Roi((0, 0, 0), (10, 10, 10))))
     source = (gp.ArraySource(raw, np.ones((10, 10, 10), np.float32)),
               gp.GraphSource(points, graph)) + gp.MergeProvider()
     for name in ("0.zarr", "0.hdf"):

@@ -12,6 +12,7 @@ from .hdf5_source import Hdf5Source
 from .hdf5_write import Hdf5Write
 from .intensity_augment import IntensityAugment
 from .intensity_scale_shift import IntensityScaleShift
+from .iterate_locations import IterateLocations
 from .merge_provider import MergeProvider
 from .noise_augment import NoiseAugment
 from .normalize import Normalize
@@ -25,6 +26,7 @@ from .scan import Scan
 from .shift_augment import ShiftAugment
 from .simple_augment import SimpleAugment
 from .snapshot import Snapshot
+from .specified_location import SpecifiedLocation
 from .squeeze import Squeeze
 from .stack import Stack
 from .unsqueeze import Unsqueeze
@@ -45,6 +47,7 @@ __all__ = [
     "Hdf5Write",
     "IntensityAugment",
     "IntensityScaleShift",
+    "IterateLocations",
     "MergeProvider",
     "NoiseAugment",
     "Normalize",
@@ -59,6 +62,7 @@ __all__ = [
     "ShiftAugment",
     "SimpleAugment",
     "Snapshot",
+    "SpecifiedLocation",
     "Squeeze",
     "Stack",
     "Unsqueeze",

@@ -96,3 +96,19 @@ def test_stack_keeps_the_first_repetitions_graph():
         batch = p.request_batch(_request(4))
     assert batch[RAW].data.shape[0] == 3
     assert batch[POINTS].spec.roi == _request()[POINTS].roi
+
+
+def test_pad_and_crop_a_graph():
+    source, graph = _source()
+    pipeline = source + gp.Crop(POINTS, gp.Roi((0, 0, 0), (15, 20, 20))) + gp.Pad(
+        POINTS, gp.Coordinate((10, 10, 10)))
+    request = gp.BatchRequest(random_seed=0)
+    request[POINTS] = gp.GraphSpec(roi=gp.Roi((-5, -5, -5), (25, 10, 30)))
+    with gp.build(pipeline, scheduler="sync") as p:
+        assert p.spec[POINTS].roi == gp.Roi((-10, -10, -10), (35, 40, 40))
+        out = p.request_batch(request)[POINTS]
+    assert out.spec.roi == request[POINTS].roi
+    # Pad asks upstream for the request clipped to the upstream ROI, and adds no node.
+    clipped = gp.Roi((0, 0, 0), (15, 5, 20))
+    assert out == graph.crop(clipped).crop(request[POINTS].roi)
+    assert out.num_vertices() > 0

@@ -123,3 +123,29 @@ def test_graph_only_request_through_elastic_augment_is_a_clear_error(tmp_path, b
     with gp.build(pipeline, scheduler="sync") as p:
         with pytest.raises(gp.DaskgpError, match="without any spatial array"):
             p.request_batch(request)
+
+
+@pytest.mark.parametrize("augment", [
+    lambda: gp.DeformAugment((4, 20, 20), (0, 1, 1), rotation_axes=(1, 2), chunk_shape=32),
+    lambda: gp.ElasticAugment([4, 20, 20], [0, 1, 1], [0, math.pi / 2], prob_slip=0.2,
+                              prob_shift=0.2, max_misalign=3),
+], ids=["DeformAugment", "ElasticAugment-misaligned"])
+def test_points_stay_on_their_blobs(tmp_path, augment):
+    raw, path, _ = blob_volume(tmp_path)
+    source = (gp.ArraySource(RAW, raw), points_source(path))
+    pipeline = source + gp.MergeProvider() + augment()
+    seen = 0
+    with gp.build(pipeline, scheduler="sync") as p:
+        for seed in range(4):
+            request = gp.BatchRequest(random_seed=seed)
+            request[RAW] = gp.ArraySpec(roi=gp.Roi((8, 20, 20), (24, 60, 60)))
+            request[POINTS] = gp.GraphSpec(roi=gp.Roi((8, 20, 20), (24, 60, 60)))
+            batch = p.request_batch(request)
+            data, begin = batch[RAW].data, np.array(request[RAW].roi.begin)
+            for location in batch[POINTS].locations:
+                voxel = np.floor(location - begin).astype(int)
+                near = tuple(slice(max(v - 1, 0), v + 2) for v in voxel)
+                window = tuple(slice(max(v - 3, 0), v + 4) for v in voxel)
+                assert data[near].max() == data[window].max() > 0.5, (seed, location)
+                seen += 1
+    assert seen >= 10

@@ -18,7 +18,7 @@ from .keys import GraphKey, GraphKeys
 from .specs import GraphSpec
 
 __all__ = ["Edge", "Graph", "GraphError", "GraphKey", "GraphKeys", "GraphSpec", "Node",
-           "roi_mask"]
+           "join_parts", "roi_mask"]
 
 
 class GraphError(DaskgpError):
@@ -712,6 +712,44 @@ class Graph:
     def __repr__(self) -> str:
         return (f"Graph({self.num_vertices()} nodes, {self.num_edges()} edges, "
                 f"roi={self._spec.roi}, directed={self._spec.directed})")
+
+
+def join_parts(parts: list[Graph], spec: GraphSpec) -> Graph:
+    """One graph from graphs cropped to disjoint ROIs (the tiles of a ``Scan``): each part's
+    nodes inside its ROI, the union of their edges, and the dangling nodes of edges that
+    leave all parts (from the first part that has them); ``spec`` is the result's.
+
+    Example:
+        >>> a = Graph.from_arrays([1, 2], [[1.0], [6.0]], [[1, 2]], GraphSpec(roi=Roi((0,), (5,))))
+        >>> b = Graph.from_arrays([2, 1], [[6.0], [1.0]], [[1, 2]], GraphSpec(roi=Roi((5,), (5,))))
+        >>> joined = join_parts([a, b], GraphSpec(roi=Roi((0,), (10,))))
+        >>> joined.ids.tolist(), joined.edge_array.tolist()
+        ([1, 2], [[1, 2]])
+    """
+    inside = [roi_mask(p.spec.roi, p.locations) for p in parts]
+    dims = next((p.locations.shape[1] for p in parts if p.locations.ndim == 2), 0)
+    ids = [p.ids[m] for p, m in zip(parts, inside, strict=True)]
+    locations = [p.locations[m].reshape(-1, dims) for p, m in zip(parts, inside, strict=True)]
+    temporary = [p.temporary_mask[m] for p, m in zip(parts, inside, strict=True)]
+    have = set(np.concatenate(ids).tolist()) if ids else set()
+    for part, mask in zip(parts, inside, strict=True):  # dangling nodes no part holds
+        extra = ~mask & ~np.isin(part.ids, list(have))
+        ids.append(part.ids[extra])
+        locations.append(part.locations[extra].reshape(-1, dims))
+        temporary.append(part.temporary_mask[extra])
+        have.update(part.ids[extra].tolist())
+    edges = np.concatenate([p.edge_array for p in parts]) if parts else np.zeros((0, 2))
+    if len(edges):
+        _, first = np.unique(edges, axis=0, return_index=True)
+        edges = edges[np.sort(first)]
+    node_attrs, edge_attrs = {}, {}
+    for part in parts:
+        node_attrs.update({k: v for k, v in part._node_attrs.items() if v and k in have})
+        edge_attrs.update({k: v for k, v in part._edge_attrs.items() if v})
+    return Graph.from_arrays(np.concatenate(ids) if ids else [], np.concatenate(locations)
+                             if locations else np.zeros((0, dims)), edges, spec.copy(),
+                             np.concatenate(temporary) if temporary else None,
+                             _copy.deepcopy(node_attrs), _copy.deepcopy(edge_attrs))
 
 
 def _roi_intercept(inside: np.ndarray, outside: np.ndarray, begin: np.ndarray, end: np.ndarray,

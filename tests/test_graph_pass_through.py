@@ -112,3 +112,18 @@ def test_pad_and_crop_a_graph():
     clipped = gp.Roi((0, 0, 0), (15, 5, 20))
     assert out == graph.crop(clipped).crop(request[POINTS].roi)
     assert out.num_vertices() > 0
+
+
+def test_scan_joins_the_graphs_of_its_tiles():
+    source, graph = _source()
+    reference = gp.BatchRequest()
+    reference[RAW] = gp.ArraySpec(roi=gp.Roi((0, 0, 0), (5, 5, 5)))
+    reference[POINTS] = gp.GraphSpec(roi=gp.Roi((0, 0, 0), (5, 5, 5)))
+    request = gp.BatchRequest(random_seed=0)
+    request[RAW] = gp.ArraySpec(roi=gp.Roi((0, 0, 0), (20, 15, 20)))
+    request[POINTS] = gp.GraphSpec(roi=gp.Roi((0, 0, 0), (20, 15, 20)))
+    with gp.build(source + gp.Scan(reference), scheduler="sync") as p:
+        batch = p.request_batch(request)
+    expected = graph.crop(request[POINTS].roi)
+    assert batch[POINTS] == expected and batch[POINTS].spec.roi == request[POINTS].roi
+    assert 0 < expected.num_edges() < graph.num_edges()  # edges leaving the ROI are cut

@@ -127,3 +127,13 @@ def test_scan_joins_the_graphs_of_its_tiles():
     expected = graph.crop(request[POINTS].roi)
     assert batch[POINTS] == expected and batch[POINTS].spec.roi == request[POINTS].roi
     assert 0 < expected.num_edges() < graph.num_edges()  # edges leaving the ROI are cut
+
+
+def test_a_placeholder_graph_plans_but_is_not_delivered():
+    source, _ = _source()
+    pipeline = source + gp.RandomLocation() + gp.ElasticAugment([4, 4, 4], [0, 0.5, 0.5], [0, 0])
+    request = _request(2)
+    request[POINTS].placeholder = True
+    with gp.build(pipeline, scheduler="sync") as p:
+        batch = p.request_batch(request)
+    assert POINTS not in batch and batch[RAW].data.shape == (1, 10, 10, 10)

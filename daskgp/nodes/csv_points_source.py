@@ -97,7 +97,7 @@ class CsvPointsSource(GraphSource):
                 continue
             if not row or all(not cell.strip() for cell in row):
                 continue
-            where = f"{self.filename}, line {line_number}"
+            where = f"{self.filename}, line {line_number} (points of {self.points})"
             if len(row) < needed:
                 raise SourceError(
                     f"{self.name()}: {where} has {len(row)} columns, but columns {columns} "
@@ -114,8 +114,8 @@ class CsvPointsSource(GraphSource):
                     ) from None
                 if not math.isfinite(value):
                     raise SourceError(
-                        f"{self.name()}: {where}, column {c}: coordinate {row[c]!r} of "
-                        f"{self.points} is not finite"
+                        f"{self.name()}: {where}, column {c}: coordinate {row[c]!r} is not "
+                        "finite"
                     )
                 point.append(value)
             locations.append(point)

@@ -30,9 +30,9 @@ def test_points_in_roi_with_scale_ids_and_header(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     ("", "is empty"),
-    ("1,2,3\n4,nan,6\n", "line 2, column 1: coordinate 'nan'"),
-    ("1,2,3\n4,5\n", "line 2 has 2 columns"),
-    ("1,2,3\n4,x,6\n7,8,9\n", "line 2, column 1: 'x' is not a number"),
+    ("1,2,3\n4,nan,6\n", r"line 2 \(points of POINTS\), column 1: coordinate 'nan'"),
+    ("1,2,3\n4,5\n", r"line 2 \(points of POINTS\) has 2 columns"),
+    ("1,2,3\n4,x,6\n7,8,9\n", r"line 2 \(points of POINTS\), column 1: 'x' is not a number"),
 ])
 def test_bad_csv_names_file_and_line(tmp_path, content, message):
     path = tmp_path / "bad.csv"
@@ -40,7 +40,7 @@ def test_bad_csv_names_file_and_line(tmp_path, content, message):
     with pytest.raises(gp.SourceError, match=message) as error:
         with gp.build(gp.CsvPointsSource(path, POINTS, [0, 1, 2]), scheduler="sync"):
             pass
-    assert str(path) in str(error.value) and "bad.csv" in str(error.value)
+    assert str(path) in str(error.value) and "POINTS" in str(error.value)
 
 
 def test_missing_file_names_it(tmp_path):

@@ -112,3 +112,21 @@ def test_same_batch_on_every_scheduler(tmp_path, scheduler):
     (raw_a, graph_a), (raw_b, graph_b) = run("sync"), run(scheduler)
     np.testing.assert_array_equal(raw_a, raw_b)
     assert graph_a == graph_b
+
+
+def test_ensure_nonempty_with_min_masked(tmp_path):
+    path, _ = _points(tmp_path, n=30)
+    mask_key = gp.ArrayKey("MASK")
+    mask = np.zeros((20, 40, 40), np.uint8)
+    mask[:, :, :20] = 1
+    raw = array_source(RAW, position_data((20, 40, 40)))
+    sources = (raw, array_source(mask_key, mask), gp.CsvPointsSource(path, POINTS, [0, 1, 2]))
+    pipeline = sources + gp.MergeProvider() + gp.RandomLocation(
+        ensure_nonempty=POINTS, min_masked=0.9, mask=mask_key)
+    with gp.build(pipeline, scheduler="sync") as p:
+        for seed in range(6):
+            request = _request(seed)
+            request.add(mask_key, (6, 10, 10))
+            batch = p.request_batch(request)
+            assert batch[POINTS].num_vertices() >= 1
+            assert batch[mask_key].data.mean() >= 0.9

@@ -4,7 +4,13 @@ Principle 3 of daskgp: cost proportional to the batch, never to the volume. Both
 never-written zarr arrays (fill value), so creating them costs nothing; the seed's request
 (raw 84x268x268, gt and mask 56^3) is planned and built repeatedly on each.
 
-Run: python -m benchmarks.graph_overhead [--batches 50] [--out benchmarks/results]
+The points line: ``RandomLocation(ensure_nonempty=points)`` over 10^3 and 10^6 points (a
+``GraphSource`` merged with the 1 GB volume); plan+build time per request must stay within 2x
+(the source answers each request through its spatial index; all points are read once, at
+setup, which is reported separately).
+
+Run: python -m benchmarks.graph_overhead [--batches 50] [--points-batches 50] [--quick]
+     [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import time
 from pathlib import Path
 
 import dask
+import numpy as np
 import zarr
 
 import daskgp as gp
@@ -81,6 +88,38 @@ def measure(path: Path, batches: int) -> dict:
     }
 
 
+POINT_COUNTS = (10**3, 10**6)
+
+
+def measure_points(path: Path, shape, n_points: int, batches: int) -> dict:
+    """Plan+build time per request of ``RandomLocation(ensure_nonempty=points)``."""
+    raw, points = gp.ArrayKey("RAW"), gp.GraphKey("POINTS")
+    rng = np.random.default_rng(0)
+    locations = rng.uniform(0, shape, size=(n_points, 3)).astype(np.float32)
+    graph = gp.Graph.from_arrays(np.arange(n_points), locations,
+                                 spec=gp.GraphSpec(roi=gp.Roi((0, 0, 0), shape)))
+    source = (gp.ZarrSource(str(path), {raw: "volumes/raw"}), gp.GraphSource(points, graph))
+    pipeline = source + gp.MergeProvider() + gp.RandomLocation(ensure_nonempty=points)
+    request = gp.BatchRequest()
+    request.add(raw, (84, 268, 268))
+    request.add(points, (84, 268, 268))
+    plan_ms, counts = [], []
+    start = time.perf_counter()
+    with gp.build(pipeline, scheduler="sync", seed=0) as p:
+        setup_ms = 1e3 * (time.perf_counter() - start)
+        for i in range(batches + 3):
+            start = time.perf_counter()
+            batch = p.request_lazy_batch(request)
+            elapsed = time.perf_counter() - start
+            if i >= 3:
+                plan_ms.append(1e3 * elapsed)
+                counts.append(batch[points].num_vertices())
+    return {"points": n_points, "setup_ms": setup_ms,
+            "plan_build_ms": {"median": statistics.median(plan_ms), "min": min(plan_ms),
+                              "max": max(plan_ms)},
+            "points_per_batch": {"median": statistics.median(counts), "min": min(counts)}}
+
+
 def plot(results: dict, out: Path) -> None:
     import matplotlib
 
@@ -105,8 +144,12 @@ def plot(results: dict, out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=50)
+    parser.add_argument("--points-batches", type=int, default=50)
+    parser.add_argument("--quick", action="store_true", help="10 batches each")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
+    if args.quick:
+        args.batches = args.points_batches = 10
     args.out.mkdir(parents=True, exist_ok=True)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,6 +157,9 @@ def main() -> None:
             path = Path(tmp) / f"{name}.zarr"
             make_volume(path, shape)
             results[name] = {"shape": shape, **measure(path, args.batches)}
+        shape = VOLUMES["1GB"]
+        points = {str(n): measure_points(Path(tmp) / "1GB.zarr", shape, n, args.points_batches)
+                  for n in POINT_COUNTS}
     small, large = results["1GB"], results["1TB"]
     ratio_time = large["plan_build_ms"]["median"] / small["plan_build_ms"]["median"]
     ratio_opt = large["optimize_ms"]["median"] / small["optimize_ms"]["median"]
@@ -125,8 +171,17 @@ def main() -> None:
     print(f"nodes: {' + '.join(small['nodes'])}")
     print(f"ratio 1TB/1GB: plan+build {ratio_time:.2f}x, optimize {ratio_opt:.2f}x, "
           f"tasks {ratio_tasks:.2f}x")
+    few, many = (points[str(n)] for n in POINT_COUNTS)
+    ratio_points = many["plan_build_ms"]["median"] / few["plan_build_ms"]["median"]
+    for r in (few, many):
+        print(f"RandomLocation(ensure_nonempty) over {r['points']:>7} points: plan+build "
+              f"{r['plan_build_ms']['median']:.1f} ms per request (min "
+              f"{r['plan_build_ms']['min']:.1f}), setup {r['setup_ms']:.0f} ms, points per "
+              f"batch {r['points_per_batch']['median']:.0f} (min {r['points_per_batch']['min']})")
+    print(f"ratio 10^6/10^3 points: plan+build {ratio_points:.2f}x (target <= 2x)")
     summary = {"results": results, "ratio_1TB_over_1GB": {
-        "plan_build": ratio_time, "optimize": ratio_opt, "tasks": ratio_tasks}}
+        "plan_build": ratio_time, "optimize": ratio_opt, "tasks": ratio_tasks},
+        "points": points, "ratio_1e6_over_1e3_points": {"plan_build": ratio_points}}
     (args.out / "graph_overhead.json").write_text(json.dumps(summary, indent=2))
     plot(results, args.out / "graph_overhead.png")
     print(f"wrote {args.out / 'graph_overhead.json'} and {args.out / 'graph_overhead.png'}")

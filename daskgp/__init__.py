@@ -16,6 +16,7 @@ from .errors import (
     TaskError,
 )
 from .geometry import Coordinate, Roi
+from .graph import Edge, Graph, GraphError, Node
 from .keys import ArrayKey, ArrayKeys, GraphKey, GraphKeys
 from .nodes import *  # noqa: F403
 from .nodes import __all__ as _node_names
@@ -41,9 +42,13 @@ __all__ = [
     "BatchRequestError",
     "Coordinate",
     "DaskgpError",
+    "Edge",
+    "Graph",
+    "GraphError",
     "GraphKey",
     "GraphKeys",
     "GraphSpec",
+    "Node",
     "Pipeline",
     "PipelineRequestError",
     "PipelineSetupError",

@@ -113,6 +113,10 @@ class Batch:
                 raise TypeError(f"batch[{key}] must be an Array, got {type(value).__name__}")
             self.arrays[key] = value
         elif isinstance(key, GraphKey):
+            from .graph import Graph
+
+            if not isinstance(value, Graph):
+                raise TypeError(f"batch[{key}] must be a Graph, got {type(value).__name__}")
             self.graphs[key] = value
         else:
             raise TypeError(f"only ArrayKey or GraphKey can be used as keys, got {key!r}")
@@ -150,6 +154,9 @@ class Batch:
             if array.spec.nonspatial or array.spec.roi is None:
                 continue
             total = array.spec.roi if total is None else total.union(array.spec.roi)
+        for graph in self.graphs.values():
+            if graph.spec.roi is not None:
+                total = graph.spec.roi if total is None else total.union(graph.spec.roi)
         return total
 
     def _with_arrays(self, arrays: dict[ArrayKey, Array]) -> Batch:
@@ -162,7 +169,8 @@ class Batch:
         return batch
 
     def crop(self, request) -> Batch:
-        """A batch with only the keys of ``request``, each cropped to its requested ROI."""
+        """A batch with only the keys of ``request``, each cropped to its requested ROI (graphs
+        with ``Graph.crop``: dangling nodes of edges that leave the ROI stay)."""
         arrays = {}
         for key, spec in request.array_specs.items():
             if key not in self.arrays:
@@ -171,7 +179,13 @@ class Batch:
             if spec.roi is not None and not array.spec.nonspatial:
                 array = array.crop(spec.roi)
             arrays[key] = array
-        return self._with_arrays(arrays)
+        cropped = self._with_arrays(arrays)
+        cropped.graphs = {}
+        for key, spec in request.graph_specs.items():
+            if key in self.graphs:
+                graph = self.graphs[key]
+                cropped.graphs[key] = graph if spec.roi is None else graph.crop(spec.roi)
+        return cropped
 
     def merge(self, batch: Batch) -> Batch:
         """This batch with the arrays of ``batch`` added or replacing ours."""

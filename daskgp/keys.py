@@ -62,6 +62,12 @@ class ArrayKey(_Key):
 
 
 class GraphKey(_Key):
-    """Names a graph (points and edges); reserved for gunpowder compatibility."""
+    """Names a graph (points and edges) in requests and batches.
+
+    Example:
+        >>> points = GraphKey("POINTS")
+        >>> GraphKeys.POINTS == points
+        True
+    """
 
     _namespace = GraphKeys

@@ -103,17 +103,27 @@ def _check_output(node, key, data, shape, dtype) -> np.ndarray:
     return data
 
 
-def _run_process(node, data: dict, specs: dict, request: BatchRequest, expected: dict) -> dict:
+def _run_process(node, data: dict, specs: dict, request: BatchRequest, expected: dict,
+                 graphs: dict | None = None) -> dict:
     batch = Batch()
     batch.random_seed = request.random_seed
     for key, values in data.items():
         # Tasks may share their inputs (the threaded scheduler does not copy): mutate a copy.
         batch[key] = Array(np.array(values, copy=True), specs[key])
+    for key, graph in (graphs or {}).items():
+        batch[key] = graph.copy()
     with _seeded_globals(node, request, "process"):
         processed = node.process(batch, request)
     if processed is None:
         processed = batch
     result = batch.merge(processed)
+    for key, graph in (graphs or {}).items():
+        if key in result.graphs and not _same_graph(result.graphs[key], graph):
+            raise ArrayError(
+                f"{node.name()} changed the graph {key} in process(), but a numpy node's "
+                f"process runs in a dask task, so the change would be lost; declare it in "
+                f"setup() with self.updates({key}, spec) (then process runs in the driver)"
+            )
     outputs = {}
     for key, (shape, dtype) in expected.items():
         if key not in result.arrays:
@@ -162,8 +172,49 @@ def _wrap(node, task, request: BatchRequest, specs: dict, expected: dict) -> Bat
     return batch
 
 
+def _same_graph(a, b) -> bool:
+    return a == b and a.spec.roi == b.spec.roi and np.array_equal(
+        a.temporary_mask, b.temporary_mask)
+
+
+def _as_lazy(batch: Batch) -> Batch:
+    """``batch`` with its numpy arrays wrapped as (single-chunk) dask arrays."""
+    for key, array in list(batch.arrays.items()):
+        if not array.is_lazy:
+            data = np.asarray(array.data)
+            name = f"{str(key).lower()}-{tokenize(data)}"
+            batch.arrays[key] = Array(da.from_array(data, chunks=data.shape or -1, name=name),
+                                      array.spec, array.attrs)
+    return batch
+
+
+def _provide_in_driver(node, request: BatchRequest) -> Batch:
+    """A numpy source asked for graphs: graphs are needed while planning, so ``provide``
+    runs now, in the driver (a materialization boundary); its arrays become dask arrays."""
+    with _seeded_globals(node, request, "provide"):
+        batch = node.provide(request.copy())
+    return _as_lazy(batch)
+
+
+def _process_in_driver(node, batch: Batch, request: BatchRequest) -> Batch:
+    """A numpy filter that updates or provides a requested graph: the graph is needed while
+    planning downstream, so its inputs are computed and ``process`` runs now, in the driver
+    (a materialization boundary)."""
+    from .scheduling import current_scheduler
+
+    batch = batch.compute(scheduler=current_scheduler())
+    for key, graph in list(batch.graphs.items()):
+        batch.graphs[key] = graph.copy()
+    with _seeded_globals(node, request, "process"):
+        processed = node.process(batch, request)
+    return _as_lazy(batch.merge(processed) if processed is not None else batch)
+
+
 def provide_in_task(node, request: BatchRequest) -> Batch:
-    """Build a lazy batch whose arrays come from ``node.provide`` run in one dask task."""
+    """Build a lazy batch whose arrays come from ``node.provide`` run in one dask task (in
+    the driver if graphs are requested: they are needed while planning)."""
+    if request.graph_specs:
+        return _provide_in_driver(node, request)
     specs, expected = {}, {}
     for key in request.array_specs:
         spec = _output_spec(node, key, request, {})
@@ -177,7 +228,14 @@ def provide_in_task(node, request: BatchRequest) -> Batch:
 
 
 def process_in_task(node, batch: Batch, request: BatchRequest) -> Batch:
-    """Build a lazy batch whose arrays come from ``node.process`` run in one dask task."""
+    """Build a lazy batch whose arrays come from ``node.process`` run in one dask task.
+
+    Graphs are passed to the task as copies (the node may read them); a filter that updates
+    or provides a requested graph runs in the driver instead (see ``_process_in_driver``).
+    """
+    changes = set(getattr(node, "updated_items", [])) | set(node.provided_items)
+    if any(key in changes for key in request.graph_specs):
+        return _process_in_driver(node, batch, request)
     inputs = dict(batch.arrays)
     keys = [k for k in request.array_specs if k in inputs or k in node.provided_items]
     specs, expected = {}, {}
@@ -188,7 +246,8 @@ def process_in_task(node, batch: Batch, request: BatchRequest) -> Batch:
     data = {key: _one_block(array.data) for key, array in inputs.items()}
     in_specs = {key: array.spec for key, array in inputs.items()}
     name = f"{task_prefix(node.name())}-{tokenize(node.node_id, node.name(), request, data)}"
+    graphs = dict(batch.graphs) or None
     task = dask.delayed(NodeTask(_run_process, node.name()), pure=True)(
-        node, data, in_specs, request, expected, dask_key_name=name
+        node, data, in_specs, request, expected, graphs, dask_key_name=name
     )
     return _wrap(node, task, request, specs, expected)

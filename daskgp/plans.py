@@ -51,10 +51,11 @@ class RequestPlans:
             return plan
 
 
-def planned_arrays(node, request: BatchRequest) -> tuple[dict, list]:
+def planned_arrays(node, request: BatchRequest, graphs: bool = False) -> tuple[dict, list]:
     """The spatial array specs of ``request``, and the keys among them that are not
     placeholders (``process`` sees the request without placeholders, so a plan made in
-    ``prepare`` must leave them out too). Graphs are an error: no spatial node supports them yet.
+    ``prepare`` must leave them out too). Requested graphs are an error unless the node
+    transforms them (``graphs=True``).
 
     Example:
         >>> raw = ArrayKey("RAW")
@@ -64,7 +65,7 @@ def planned_arrays(node, request: BatchRequest) -> tuple[dict, list]:
         >>> keys
         [RAW]
     """
-    for key in request.graph_specs:
+    for key in [] if graphs else request.graph_specs:
         raise BatchRequestError(
             f"{node.name()}: {key} was requested, but graphs are not supported by "
             f"{node.name()} yet"

@@ -153,6 +153,7 @@ class BatchProvider:
             request = request.copy()
             request.remove_placeholders()
             self.check_batch_consistency(batch, request)
+            self.check_graph_consistency(batch, request)
             self.remove_unneeded(batch, request)
         except DaskgpError:
             raise
@@ -193,6 +194,12 @@ class BatchProvider:
                         f"provided ROI {provided.roi}"
                     )
             if not isinstance(key, ArrayKey):
+                if request_spec.directed is not None and provided.directed is not None and (
+                        request_spec.directed != provided.directed):
+                    raise BatchRequestError(
+                        f"{self.name()}: {key} requested with directed="
+                        f"{request_spec.directed}, but provided with directed={provided.directed}"
+                    )
                 continue
             voxel_size = provided.voxel_size
             if request_spec.voxel_size is not None and voxel_size != request_spec.voxel_size:
@@ -247,9 +254,44 @@ class BatchProvider:
                 )
 
     def remove_unneeded(self, batch: Batch, request: BatchRequest) -> None:
-        """Drop arrays from ``batch`` that ``request`` did not ask for."""
+        """Drop arrays and graphs from ``batch`` that ``request`` did not ask for."""
         for key in [k for k in batch.arrays if k not in request]:
             del batch[key]
+        for key in [k for k in batch.graphs if k not in request]:
+            del batch[key]
+
+    def check_graph_consistency(self, batch: Batch, request: BatchRequest) -> None:
+        """Raise ``BatchError`` unless ``batch`` has every requested graph with the requested
+        ROI and directedness, and no node outside that ROI except dangling ones (outside, on
+        an edge to a node inside)."""
+        from .graph import roi_mask
+
+        for key, request_spec in request.graph_specs.items():
+            if key not in batch.graphs:
+                raise BatchError(f"{self.name()}: {key} was requested but not provided")
+            graph = batch.graphs[key]
+            if graph.spec.roi != request_spec.roi:
+                raise BatchError(
+                    f"{self.name()}: {key} was requested with ROI {request_spec.roi}, "
+                    f"but the batch has ROI {graph.spec.roi}"
+                )
+            if request_spec.directed is not None and graph.directed != request_spec.directed:
+                raise BatchError(
+                    f"{self.name()}: {key} was requested with directed={request_spec.directed},"
+                    f" but the batch has directed={graph.directed}"
+                )
+            inside = roi_mask(graph.spec.roi, graph.locations)
+            if not inside.all():
+                inside_ids = graph.ids[inside]
+                edges = graph.edge_array
+                dangling = np.isin(graph.ids, edges[np.isin(edges, inside_ids).any(axis=1)])
+                stray = ~inside & ~dangling
+                if stray.any():
+                    raise BatchError(
+                        f"{self.name()}: {key} has nodes {graph.ids[stray][:5].tolist()} at "
+                        f"{graph.locations[stray][:5].tolist()}, outside its ROI "
+                        f"{graph.spec.roi} and not on an edge to a node inside"
+                    )
 
     def __repr__(self) -> str:
         return self.name()

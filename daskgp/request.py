@@ -116,7 +116,7 @@ class BatchRequest(ProviderSpec):
             elif spec.roi is not None:
                 mine.roi = spec.roi
             mine.placeholder = mine.placeholder and spec.placeholder
-            for field in ("voxel_size", "dtype", "interpolatable"):
+            for field in ("voxel_size", "dtype", "interpolatable", "directed"):
                 if getattr(spec, field, None) is not None:
                     setattr(mine, field, getattr(spec, field))
         return merged

@@ -5,7 +5,6 @@ Mutable like gunpowder's, so nodes can write ``spec.roi = ...`` on their own cop
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 
 import numpy as np
@@ -97,17 +96,63 @@ class ArraySpec:
 
 
 class GraphSpec:
-    """Describes a graph (points); kept for gunpowder compatibility, not yet served."""
+    """Describes a graph (points and edges): its ROI in world units, directedness, dtype.
+
+    Args:
+        roi (Roi, optional): the region the graph covers, in world units.
+        directed (bool, optional): whether edges are directed (None: not said; a ``Graph``
+            then counts as directed, as in gunpowder).
+        dtype (numpy dtype): the dtype of node locations (gunpowder: float32).
+        placeholder (bool): requested only for its ROI; no graph is delivered.
+
+    Example:
+        >>> spec = GraphSpec(roi=Roi((0, 0), (10, 10)))
+        >>> spec.update_with(GraphSpec(roi=Roi((5, 5), (10, 10)), directed=False))
+        >>> spec.roi, spec.directed
+        ([0:15, 0:15] (15, 15), False)
+    """
 
     def __init__(self, roi: Roi | None = None, directed: bool | None = None,
-                 placeholder: bool = False) -> None:
+                 dtype: np.dtype | type | str = np.float32, placeholder: bool = False) -> None:
         self.roi = roi
         self.directed = directed
+        self.dtype = None if dtype is None else np.dtype(dtype)
         self.placeholder = placeholder
 
+    def update_with(self, spec: GraphSpec) -> None:
+        """Grow the ROI to cover ``spec``'s and take its set fields, as gunpowder does."""
+        if self.roi is not None and spec.roi is not None:
+            self.roi = self.roi.union(spec.roi)
+        elif spec.roi is not None:
+            self.roi = spec.roi
+        if spec.directed is not None:
+            self.directed = spec.directed
+        if spec.dtype is not None:
+            self.dtype = spec.dtype
+        if spec.placeholder is not None:
+            self.placeholder = spec.placeholder
+
     def copy(self) -> GraphSpec:
-        """A deep copy."""
-        return copy.deepcopy(self)
+        """A copy (fast: only the ROI is mutable, the other fields are values)."""
+        spec = GraphSpec.__new__(GraphSpec)
+        spec.__dict__.update(self.__dict__)
+        if self.roi is not None:
+            spec.roi = Roi(self.roi.offset, self.roi.shape)
+        return spec
+
+    def _fields(self) -> tuple:
+        return (self.roi, self.directed, self.dtype, self.placeholder)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GraphSpec) and self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        placeholder = ", placeholder=True" if self.placeholder else ""
+        return (f"GraphSpec(roi={self.roi}, directed={self.directed}, dtype={self.dtype}"
+                f"{placeholder})")
+
+    def __dask_tokenize__(self):
+        return tuple(str(f) for f in self._fields())
 
 
 class ProviderSpec:
@@ -134,6 +179,8 @@ class ProviderSpec:
                 raise TypeError(f"the spec for array {key} must be an ArraySpec, got {spec!r}")
             self.array_specs[key] = spec.copy()
         elif isinstance(key, GraphKey):
+            if isinstance(spec, Roi):  # gunpowder's shorthand
+                spec = GraphSpec(roi=spec)
             if not isinstance(spec, GraphSpec):
                 raise TypeError(f"the spec for graph {key} must be a GraphSpec, got {spec!r}")
             self.graph_specs[key] = spec.copy()

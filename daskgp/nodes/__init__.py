@@ -5,16 +5,19 @@ from .array_source import ArraySource
 from .as_type import AsType
 from .balance_labels import BalanceLabels
 from .crop import Crop
+from .csv_points_source import CsvPointsSource
 from .defect_augment import DefectAugment
 from .deform_augment import DeformAugment
 from .downsample import DownSample
 from .elastic_augment import ElasticAugment
 from .exclude_labels import ExcludeLabels
+from .graph_source import GPGraphSource, GraphSource
 from .grow_boundary import GrowBoundary
 from .hdf5_source import Hdf5Source
 from .hdf5_write import Hdf5Write
 from .intensity_augment import IntensityAugment
 from .intensity_scale_shift import IntensityScaleShift
+from .iterate_locations import IterateLocations
 from .merge_provider import MergeProvider
 from .noise_augment import NoiseAugment
 from .normalize import Normalize
@@ -24,6 +27,7 @@ from .precomputed_source import PrecomputedSource
 from .print_profiling_stats import PrintProfilingStats
 from .random_location import RandomLocation
 from .random_provider import RandomProvider
+from .rasterize_graph import RasterizationSettings, RasterizeGraph
 from .reject import Reject
 from .renumber_connected_components import RenumberConnectedComponents
 from .resample import Resample
@@ -31,6 +35,7 @@ from .scan import Scan
 from .shift_augment import ShiftAugment
 from .simple_augment import SimpleAugment
 from .snapshot import Snapshot
+from .specified_location import SpecifiedLocation
 from .squeeze import Squeeze
 from .stack import Stack
 from .unsqueeze import Unsqueeze
@@ -42,13 +47,17 @@ __all__ = [
     "ArraySource",
     "AsType",
     "Crop",
+    "CsvPointsSource",
     "DefectAugment",
     "DeformAugment",
     "ElasticAugment",
+    "GPGraphSource",
+    "GraphSource",
     "Hdf5Source",
     "Hdf5Write",
     "IntensityAugment",
     "IntensityScaleShift",
+    "IterateLocations",
     "MergeProvider",
     "NoiseAugment",
     "Normalize",
@@ -57,10 +66,13 @@ __all__ = [
     "PrecomputedSource",
     "PrintProfilingStats",
     "RandomLocation",
+    "RasterizationSettings",
+    "RasterizeGraph",
     "Scan",
     "ShiftAugment",
     "SimpleAugment",
     "Snapshot",
+    "SpecifiedLocation",
     "Squeeze",
     "Stack",
     "Unsqueeze",

@@ -30,6 +30,7 @@ from ..transforms import (
     quaternion_rotation,
     source_box,
     spline_coefficients,
+    warp_locations,
     world_displacement,
 )
 
@@ -53,7 +54,9 @@ class DeformAugment(BatchFilter):
     computed from control points and ROI corners. Each array is warped chunk-wise
     (``chunked_warp``, tasks ``deform-augment-…``): linearly if interpolatable, else nearest
     (labels keep their values); outside the source: 0. Leading axes (channels, and ROI axes
-    before the last ``spatial_dims``) share the transform. Graphs are not supported yet.
+    before the last ``spatial_dims``) share the transform. Requested graphs move with the
+    content (``transforms.warp_locations`` inverts the transform at each point, Newton
+    iterations on the finest requested voxel grid); points that leave the ROI are dropped.
 
     Differences from gunpowder: rotations are true rotations in world units (gunpowder
     rotates in control-point units, which stretches when ``control_point_spacing`` is
@@ -78,14 +81,14 @@ class DeformAugment(BatchFilter):
             finest requested voxel size) only, and interpolate linearly in between.
         spatial_dims (int): number of trailing ROI axes to deform; leading ROI axes are
             treated like channels.
-        use_fast_points_transform (bool): gunpowder's option for graphs; no effect (graphs
-            are not supported yet).
+        use_fast_points_transform (bool): gunpowder's option for graphs; accepted, no effect
+            (points are always inverted exactly).
         recompute_missing_points (bool): likewise.
         transform_key (ArrayKey, optional): provide the displacement ``T(p) - p`` (world
             units, float32, one channel per spatial axis) under this key, at voxel size
             ``control_point_spacing``, for the ROI requested.
-        graph_raster_voxel_size (tuple of int, optional): gunpowder's option for graphs; no
-            effect.
+        graph_raster_voxel_size (tuple of int, optional): gunpowder's option for graphs
+            (the grid its points are rasterized on); accepted, no effect (no rasterization).
         p (float): probability of augmenting a batch at all (when skipped, a requested
             ``transform_key`` holds zeros).
         rotation_axes (tuple of int, optional): spatial axes (0 = first spatial axis) to
@@ -199,6 +202,11 @@ class DeformAugment(BatchFilter):
                     f"the provided ROI {provided}; request a smaller ROI or add a Pad upstream"
                 )
             dependencies[key].roi = upstream_roi
+        for key, spec in request.graph_specs.items():
+            dependencies[key] = spec.copy()
+            if plan.transform is not None:
+                roi, provided = plan.graph_upstream_roi(spec.roi), self.spec[key].roi
+                dependencies[key].roi = roi if provided is None else roi.intersect(provided)
         return dependencies
 
     def process(self, batch: Batch, request: BatchRequest) -> Batch:
@@ -226,6 +234,9 @@ class DeformAugment(BatchFilter):
                 node_name=self.name(),
             )
             outputs[key] = Array(data, spec, array.attrs)
+        for key in request.graph_specs:
+            if plan.transform is not None:
+                outputs[key] = plan.warp_graph(batch[key], request[key].roi)
         return outputs
 
     # --- internals -----------------------------------------------------------------------------
@@ -330,10 +341,15 @@ class _Plan:
     """The transform of one request, and each requested array's view of it."""
 
     def __init__(self, node: DeformAugment, request: BatchRequest) -> None:
-        specs, keys = planned_arrays(node, request)
+        specs, keys = planned_arrays(node, request, graphs=True)
         self.keys = keys or list(specs)
         self.transform = None
         self._grids = {}
+        if request.graph_specs and not self.keys:
+            raise BatchRequestError(
+                f"{node.name()}: {list(request.graph_specs)} requested without any spatial "
+                "array; the transform is drawn for the requested arrays, request one with it"
+            )
         if not self.keys:
             return
         self.dims = min(node.spatial_dims, min(specs[key].roi.dims for key in self.keys))
@@ -373,6 +389,37 @@ class _Plan:
             self._grids[cache_key] = self.transform.on_grid(
                 tuple(spatial.begin), tuple(voxel_size), tuple(spatial.shape / voxel_size))
         return self._grids[cache_key]
+
+    def graph_grid(self, roi: Roi) -> tuple[GridTransform, Roi, Coordinate]:
+        """The transform on the finest voxel grid over ``roi`` (spatial, grown to whole
+        voxels of the total ROI's grid), that grid's ROI and voxel size."""
+        step = Coordinate(np.min([self.voxel_sizes[k] for k in self.keys], axis=0))
+        spatial, origin = self.spatial(roi), self.total_roi.begin
+        begin = Coordinate(o + math.floor((b - o) / v) * v
+                           for b, o, v in zip(spatial.begin, origin, step, strict=True))
+        end = Coordinate(o + math.ceil((e - o) / v) * v
+                         for e, o, v in zip(spatial.end, origin, step, strict=True))
+        grid_roi = Roi(begin, end - begin)
+        grid = self.transform.on_grid(tuple(begin), tuple(step),
+                                      tuple(grid_roi.shape / step))
+        return grid, grid_roi, step
+
+    def graph_upstream_roi(self, roi: Roi) -> Roi:
+        """Where the points that can land in ``roi`` come from: the source box of its grid,
+        a voxel wider (points sit anywhere in a voxel)."""
+        grid, grid_roi, step = self.graph_grid(roi)
+        box_begin, box_end = source_box(grid, (0,) * grid.dims, grid.grid_shape)
+        begin = grid_roi.begin + Coordinate(box_begin) * step - step
+        shape = (Coordinate(box_end) - Coordinate(box_begin)) * step + step * 2
+        leading = roi.dims - self.dims
+        return Roi(tuple(roi.begin[:leading]) + tuple(begin),
+                   tuple(roi.shape[:leading]) + tuple(shape))
+
+    def warp_graph(self, graph, roi: Roi):
+        """``graph`` with each point moved where the transform moves its image content."""
+        grid, grid_roi, step = self.graph_grid(roi)
+        locations = warp_locations(grid, graph.locations, grid_roi.begin, step)
+        return graph.with_locations(locations, roi)
 
     def upstream_roi(self, key: ArrayKey, roi: Roi) -> Roi:
         """The ROI of ``key`` whose voxels the output voxels of ``roi`` read."""

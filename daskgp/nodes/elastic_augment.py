@@ -5,6 +5,7 @@ Planned from control points and ROI corners; built as a chunk-wise warp (``chunk
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,6 +26,7 @@ from ..transforms import (
     section_shifts,
     source_box,
     spline_coefficients,
+    warp_locations,
 )
 
 _PLAN_CACHE_SIZE = 16
@@ -44,7 +46,10 @@ class ElasticAugment(BatchFilter):
     ``chunk_shape`` voxels; each chunk's task (``elastic-augment-…``) evaluates the transform
     for its own voxels and reads only its own source box. Interpolatable arrays are
     interpolated linearly, others (labels) take the nearest voxel; outside the source: 0.
-    Leading (channel) axes share the transform. Graphs (points) are not supported yet.
+    Leading (channel) axes share the transform. Requested graphs are transformed with it:
+    each point goes where its image content goes (``transforms.warp_locations``: Newton
+    iterations invert the transform at the point, instead of gunpowder's full-grid argmin);
+    points that leave the requested ROI are dropped.
 
     Args:
         control_point_spacing (int or tuple of int): distance between control points, in
@@ -63,8 +68,8 @@ class ElasticAugment(BatchFilter):
             interpolate linearly in between.
         spatial_dims (int): number of trailing spatial axes to deform (at most those of the
             ROIs); leading ROI axes are treated like channels.
-        use_fast_points_transform (bool): gunpowder's option for graphs; kept for
-            compatibility, no effect (graphs are not supported yet).
+        use_fast_points_transform (bool): gunpowder's option for graphs; accepted, no effect
+            (points are always inverted exactly).
         recompute_missing_points (bool): likewise.
         p (float): probability of augmenting a batch at all.
         chunk_shape (int or tuple of int): output chunk size in voxels per spatial axis
@@ -153,6 +158,9 @@ class ElasticAugment(BatchFilter):
                     "or add a Pad upstream"
                 )
             dependencies[key].roi = upstream_roi
+        for key, spec in request.graph_specs.items():
+            dependencies[key] = spec.copy()
+            dependencies[key].roi = plan.graph_upstream_roi(self, key, spec.roi)
         return dependencies
 
     def process(self, batch: Batch, request: BatchRequest) -> Batch:
@@ -173,6 +181,8 @@ class ElasticAugment(BatchFilter):
                 name=task_prefix(self.name()), node_name=self.name(),
             )
             outputs[key] = Array(data, spec, array.attrs)
+        for key in request.graph_specs:
+            outputs[key] = plan.warp_graph(batch[key], request[key].roi)
         return outputs
 
     # --- internals -----------------------------------------------------------------------------
@@ -237,7 +247,7 @@ class _Plan:
     """The transform of one request and the grid (total requested ROI) it lives on."""
 
     def __init__(self, node: ElasticAugment, request: BatchRequest) -> None:
-        specs, keys = planned_arrays(node, request)
+        specs, keys = planned_arrays(node, request, graphs=True)
         self.keys = keys or list(specs)
         self.transform = None
         if not self.keys:
@@ -269,6 +279,10 @@ class _Plan:
                     f"(voxel size {voxel_size}) of the total ROI {grid_roi}"
                 )
         self.grid_roi = grid_roi
+        for spec in request.graph_specs.values():
+            # As gunpowder, the transform covers the total ROI, graphs included.
+            grid_roi = grid_roi.union(self._snapped(self._spatial(spec.roi)))
+        self.grid_roi = grid_roi
         grid_shape = tuple(grid_roi.shape / voxel_size)
         self.transform = node._draw_transform(request, grid_shape)
 
@@ -286,6 +300,40 @@ class _Plan:
         spatial = self._spatial(roi)
         begin = (spatial.begin - self.grid_roi.begin) / self.voxel_size
         return tuple(int(b) for b in begin), tuple(int(s) for s in spatial.shape / self.voxel_size)
+
+    def _snapped(self, roi: Roi) -> Roi:
+        """``roi`` (spatial) grown to whole voxels of the grid."""
+        origin, step = self.grid_roi.begin, self.voxel_size
+        begin = Coordinate(o + math.floor((b - o) / v) * v
+                           for b, o, v in zip(roi.begin, origin, step, strict=True))
+        end = Coordinate(o + math.ceil((e - o) / v) * v
+                         for e, o, v in zip(roi.end, origin, step, strict=True))
+        return Roi(begin, end - begin)
+
+    def graph_upstream_roi(self, node: ElasticAugment, key, roi: Roi) -> Roi:
+        """The ROI of the graph ``key`` whose points can land in ``roi``: the source box of
+        ``roi``'s voxels, a voxel wider (points sit anywhere in a voxel), within what is
+        provided."""
+        if self.transform is None:
+            raise BatchRequestError(
+                f"{node.name()}: {key} is requested without any spatial array; the transform "
+                "lives on the voxel grid of the requested arrays, request one with it"
+            )
+        leading = roi.dims - self.dims
+        upstream = self.upstream_roi(Roi(
+            tuple(roi.begin[:leading]) + tuple(self._snapped(self._spatial(roi)).begin),
+            tuple(roi.shape[:leading]) + tuple(self._snapped(self._spatial(roi)).shape)))
+        grow = Coordinate((0,) * leading + tuple(self.voxel_size))
+        upstream = upstream.grow(grow, grow)
+        provided = node.spec[key].roi
+        return upstream if provided is None else upstream.intersect(provided)
+
+    def warp_graph(self, graph, roi: Roi):
+        """``graph`` with each point moved where the transform moves its image content;
+        points that cannot follow (or leave ``roi``) are dropped by the final crop."""
+        locations = warp_locations(self.transform, graph.locations, self.grid_roi.begin,
+                                   self.voxel_size)
+        return graph.with_locations(locations, roi)
 
     def upstream_roi(self, roi: Roi) -> Roi:
         """The ROI whose source voxels the output voxels of ``roi`` read."""

@@ -12,7 +12,7 @@ from dask.base import tokenize
 from ..batch import Array, Batch
 from ..errors import PipelineSetupError
 from ..geometry import Coordinate, Roi
-from ..keys import ArrayKey
+from ..keys import ArrayKey, GraphKey
 from ..names import task_prefix
 from ..provider import BatchFilter
 from ..request import BatchRequest
@@ -32,11 +32,11 @@ class Pad(BatchFilter):
     are mirrored into the border, so the result never depends on where a request starts.
 
     Differences from gunpowder: ``mode="reflect"`` is new; ``size`` must be a multiple of the
-    voxel size (a padding off the voxel grid could not be filled voxel by voxel); graphs are
-    not padded (daskgp does not serve graphs yet).
+    voxel size (a padding off the voxel grid could not be filled voxel by voxel). A graph key
+    is padded as in gunpowder: its ROI grows, no node is added.
 
     Args:
-        key (ArrayKey): the array to pad.
+        key (ArrayKey or GraphKey): the array (or graph) to pad.
         size (Coordinate or None): padding added on each side in world units; None pads
             without bounds.
         value (scalar, optional): value of the padding in mode ``"constant"`` (default 0).
@@ -68,6 +68,11 @@ class Pad(BatchFilter):
     def setup(self) -> None:
         self.enable_autoskip()
         spec = self.upstream_spec(self.key, "pad")
+        if isinstance(self.key, GraphKey):
+            spec.roi = (Roi((None,) * spec.roi.dims, (None,) * spec.roi.dims)
+                        if self.size is None else spec.roi.grow(self.size, self.size))
+            self.updates(self.key, spec)
+            return
         if spec.roi is None or spec.nonspatial:
             raise PipelineSetupError(
                 f"{self.name()}: asked to pad {self.key}, which has no ROI upstream ({spec})"
@@ -87,6 +92,11 @@ class Pad(BatchFilter):
         if self.key not in request:
             return None
         upstream_roi = self.get_upstream_provider().spec[self.key].roi
+        if isinstance(self.key, GraphKey):
+            roi = request[self.key].roi.intersect(upstream_roi)
+            request[self.key].roi = roi if not roi.empty else Roi(upstream_roi.begin,
+                                                                  (0,) * roi.dims)
+            return request
         voxel_size = self.spec[self.key].voxel_size
         # Changed in place and returned, like gunpowder: BatchFilter unions the returned
         # ROIs with the request's, which is then this same (clipped) request.
@@ -95,6 +105,10 @@ class Pad(BatchFilter):
         return request
 
     def process(self, batch: Batch, request: BatchRequest) -> Batch | None:
+        if self.key in request and self.key in batch.graphs:
+            graph = batch[self.key].copy()
+            graph.spec.roi = request[self.key].roi  # nothing to fill: no node in the padding
+            return _single(self.key, graph)
         if self.key not in request or self.key not in batch.arrays:
             return None
         array = batch[self.key]

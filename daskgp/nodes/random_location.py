@@ -13,7 +13,8 @@ from dask.base import tokenize
 from ..batch import Array, Batch
 from ..errors import PipelineRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi
-from ..keys import ArrayKey
+from ..graph_sampling import PointSampler, describe_source, point_shift_range, upstream_points
+from ..keys import ArrayKey, GraphKey
 from ..names import task_prefix
 from ..provider import BatchFilter
 from ..request import BatchRequest
@@ -40,16 +41,28 @@ class RandomLocation(BatchFilter):
     locations are tried before a ``PipelineRequestError`` says so. Subclasses may override
     ``accepts(request)`` for further tests; rejected locations count as attempts.
 
-    Graphs (``ensure_nonempty``, ``ensure_centered``, point balancing) are not supported yet.
+    With ``ensure_nonempty`` (a ``GraphKey``), all points of that graph in the upstream ROI
+    are fetched once at setup (graphs are materialized in the driver); for each request a
+    point is drawn (density-balanced with ``point_balance_radius``) and then a shift that
+    puts it inside the requested ROI of that graph (at its centre with ``ensure_centered``)
+    and every requested ROI inside its upstream ROI. A point that allows no such shift, or
+    a location rejected by ``min_masked``/``accepts``, costs an attempt; after
+    ``max_attempts`` a ``PipelineRequestError`` names the key. Requested graphs are shifted
+    back with the arrays (only their node locations change).
 
     Args:
         min_masked (float): the smallest accepted ratio of masked-in voxels in the requested
             ``mask`` ROI (0 accepts every location).
         mask (ArrayKey, optional): the array the ratio is measured in; it must be requested.
-        ensure_nonempty (GraphKey, optional): not supported yet (raises NotImplementedError).
-        p_nonempty (float): gunpowder's probability for ``ensure_nonempty``; unused.
-        ensure_centered (bool, optional): not supported yet (raises NotImplementedError).
-        point_balance_radius (int): gunpowder's point balancing radius; unused.
+        ensure_nonempty (GraphKey, optional): draw locations that contain a point of this
+            graph (it must be requested).
+        p_nonempty (float): probability of applying ``ensure_nonempty`` to a batch;
+            otherwise the location is drawn uniformly.
+        ensure_centered (bool, optional): with ``ensure_nonempty``, put the drawn point at
+            the centre of the requested ROI (snapped to the lcm voxel grid).
+        point_balance_radius (int): with ``ensure_nonempty``, points are drawn with
+            probability inversely proportional to the number of points within this
+            distance (world units); 1 draws uniformly.
         random_shift_key (ArrayKey, optional): if given, provide a nonspatial int64 array with
             the shift applied to this batch (world units).
         p (float): probability of shifting a batch at all; otherwise the request is passed
@@ -83,10 +96,9 @@ class RandomLocation(BatchFilter):
         p: float = 1.0,
         max_attempts: int = 100,
     ) -> None:
-        if ensure_nonempty is not None or ensure_centered:
-            raise NotImplementedError(
-                f"{type(self).__name__}: ensure_nonempty/ensure_centered need graphs, which "
-                "daskgp does not serve yet; use min_masked with a mask array instead"
+        if ensure_centered and ensure_nonempty is None:
+            raise PipelineSetupError(
+                f"{type(self).__name__}: ensure_centered needs an ensure_nonempty graph key"
             )
         if not 0 <= min_masked <= 1:
             raise PipelineSetupError(
@@ -126,6 +138,10 @@ class RandomLocation(BatchFilter):
             self.updates(key, spec)
         if self.random_shift_key is not None:
             self.provides(self.random_shift_key, ArraySpec(nonspatial=True, dtype=np.int64))
+        self._sampler = None
+        if self.ensure_nonempty is not None:
+            self._sampler = PointSampler(upstream_points(self, self.ensure_nonempty),
+                                         self.point_balance_radius)
 
     def prepare(self, request: BatchRequest) -> BatchRequest:
         spatial = self._spatial_keys(request)
@@ -149,6 +165,12 @@ class RandomLocation(BatchFilter):
         outputs = Batch()
         shift = None
         for key in self._spatial_keys(request):
+            if isinstance(key, GraphKey):
+                graph = batch[key].copy()
+                graph.shift(request[key].roi.begin - graph.spec.roi.begin)
+                graph.spec.roi = request[key].roi
+                outputs[key] = graph
+                continue
             array = batch[key]
             shift = array.spec.roi.begin - request[key].roi.begin
             spec = array.spec.copy()
@@ -232,12 +254,28 @@ class RandomLocation(BatchFilter):
                 f"{self.name()}: min_masked={self.min_masked} is measured in the requested ROI "
                 f"of {self.mask}, but the request does not contain it:\n{request}"
             )
-        best_ratio, best_roi = None, None
+        nonempty = self._sampler is not None and (
+            self.rng(request, "p_nonempty").random() < self.p_nonempty)
+        if nonempty and self.ensure_nonempty not in request:
+            raise PipelineRequestError(
+                f"{self.name()}: ensure_nonempty={self.ensure_nonempty} is measured in the "
+                f"requested ROI of {self.ensure_nonempty}, but the request does not contain "
+                f"it:\n{request}"
+            )
+        best_ratio, best_roi, placed = None, None, 0
         for attempt in range(self.max_attempts):
             rng = self.rng(request, "shift", attempt)
+            ranges = list(zip(lowest, highest, strict=True))
+            if nonempty:
+                point = self._sampler.choose(rng)
+                ranges = point_shift_range(point, request[self.ensure_nonempty].roi, lcm,
+                                           lowest, highest, bool(self.ensure_centered))
+                if ranges is None:
+                    continue
+                placed += 1
             shift = Coordinate(
                 int(rng.integers(low, high, endpoint=True)) * step
-                for low, high, step in zip(lowest, highest, lcm, strict=True)
+                for (low, high), step in zip(ranges, lcm, strict=True)
             )
             if check_mask:
                 mask_roi = request[self.mask].roi.shift(shift)
@@ -251,6 +289,14 @@ class RandomLocation(BatchFilter):
                 shifted[key].roi = shifted[key].roi.shift(shift)
             if self.accepts(shifted):
                 return shift
+        if nonempty and placed == 0:
+            raise PipelineRequestError(
+                f"{self.name()}: ensure_nonempty={self.ensure_nonempty}: none of the "
+                f"{self.max_attempts} points drawn (of {len(self._sampler.locations)} from "
+                f"{describe_source(self.get_upstream_provider(), self.ensure_nonempty)}) can "
+                f"be placed inside the requested ROI {request[self.ensure_nonempty].roi} "
+                f"while every requested ROI stays inside its upstream ROI:\n{request}"
+            )
         if not check_mask:
             raise PipelineRequestError(
                 f"{self.name()}: accepts() rejected all {self.max_attempts} locations tried "

@@ -18,6 +18,7 @@ from dask.callbacks import Callback
 from ..batch import Array, Batch
 from ..errors import BatchRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi
+from ..graph import join_parts
 from ..io.blocks import ScanTiling, WriteBlocks, scan_tiling, writing_blocks
 from ..keys import ArrayKey
 from ..names import task_prefix
@@ -45,6 +46,9 @@ class Scan(BatchFilter):
     ``side_effects`` are the tiles' writes (``ZarrWrite``/``Hdf5Write`` between the model and
     the ``Scan``, which write the block each tile owns); ``request_batch`` computes them, all
     in one graph. Only what the side effects need is computed: tiles nothing writes are not.
+    Graphs in the reference are scanned too: each tile contributes the nodes in the part of
+    the graph's ROI it owns (graphs are built in the driver), joined into one graph with the
+    edges of all tiles (``graph.join_parts``).
 
     Parallelism and memory are the scheduler's: one graph holds all tiles, and dask orders the
     work to finish tiles (and free their memory) before starting many new ones; the threaded
@@ -86,12 +90,8 @@ class Scan(BatchFilter):
                 f"Scan: reference must be a BatchRequest with at least one array, got "
                 f"{reference!r}"
             )
-        if reference.graph_specs:
-            raise PipelineSetupError(
-                f"Scan: graphs are not supported; reference has {list(reference.graph_specs)}"
-            )
-        for key, spec in reference.array_specs.items():
-            if spec.roi is None or spec.roi.unbounded or spec.nonspatial:
+        for key, spec in reference.items():
+            if spec.roi is None or spec.roi.unbounded or getattr(spec, "nonspatial", False):
                 raise PipelineSetupError(
                     f"Scan: reference {key} needs a bounded spatial ROI, got {spec.roi}"
                 )
@@ -115,7 +115,9 @@ class Scan(BatchFilter):
         tiling = scan_tiling(self._shift_roi(self.spec if empty else request), self._stride())
         total_rois = {key: tiling.total_roi(spec.roi)
                       for key, spec in self.reference.array_specs.items()}
-        for key, spec in request.array_specs.items():
+        total_rois.update({key: tiling.total_roi(spec.roi)
+                           for key, spec in self.reference.graph_specs.items()})
+        for key, spec in request.items():
             if spec.roi != total_rois[key]:
                 raise BatchRequestError(
                     f"{self.name()}: {key} is requested with ROI {spec.roi}, but the tiles of "
@@ -129,12 +131,16 @@ class Scan(BatchFilter):
                     int(np.prod(tiling.grid_shape)), tiling.stride)
 
         parts: dict[ArrayKey, dict] = {key: {} for key in request.array_specs}
+        graph_parts: dict = {key: [] for key in request.graph_specs}
         side_effects, markers = [], []
         for index in tiling.indices():
             owned = {key: tiling.owned_roi(spec.roi, index)
                      for key, spec in self.reference.array_specs.items()}
             with writing_blocks(dataclasses.replace(blocks, write_rois=owned)):
                 tile = upstream.request_batch(self._tile_request(request, tiling, index))
+            for key, graph_parts_of_key in graph_parts.items():
+                graph_parts_of_key.append(
+                    tile[key].crop(tiling.owned_roi(self.reference[key].roi, index)))
             for key in parts:
                 part = tile[key].crop(owned[key]).data
                 parts[key][index] = part if isinstance(part, da.Array) else da.from_array(
@@ -162,21 +168,21 @@ class Scan(BatchFilter):
             array_spec = self.spec[key].copy()
             array_spec.roi = spec.roi
             batch[key] = Array(da.block(_nested(tiling.grid_shape, parts[key])), array_spec)
+        for key, spec in request.graph_specs.items():
+            graph_spec = self.spec[key].copy()
+            graph_spec.roi = spec.roi
+            batch[key] = join_parts(graph_parts[key], graph_spec)
         batch.side_effects = side_effects
         return batch
 
     def _check_keys(self, request: BatchRequest) -> None:
-        if request.graph_specs:
-            raise BatchRequestError(
-                f"{self.name()}: graphs are not supported; requested {list(request.graph_specs)}"
-            )
-        for key, spec in request.array_specs.items():
+        for key, spec in request.items():
             if key not in self.reference:
                 raise BatchRequestError(
                     f"{self.name()}: {key} is requested but not in the reference "
                     f"{self.reference.keys()}, so no tile provides it"
                 )
-            if spec.nonspatial:
+            if getattr(spec, "nonspatial", False):
                 raise BatchRequestError(f"{self.name()}: cannot scan the nonspatial {key}")
 
     def _stride(self) -> Coordinate:

@@ -39,7 +39,8 @@ class ShiftAugment(BatchFilter):
     Differences from gunpowder: a section slips when ``r < prob_slip`` (gunpowder: ``<=``),
     so zero probabilities always give the identity; channels are supported; ROIs whose
     extent along ``shift_axis`` is not on the sections' grid are an error instead of a silent
-    misalignment; graphs are not served yet.
+    misalignment. Requested graphs move with their sections (a node by the shift of the
+    section it lies in), as in gunpowder.
 
     Args:
         prob_slip (float): probability that a section slips (moves alone).
@@ -128,6 +129,12 @@ class ShiftAugment(BatchFilter):
                     f"provided ROI {provided}; request a smaller ROI or add a Pad upstream"
                 )
             dependencies[key].roi = upstream_roi
+        for key, spec in request.graph_specs.items():
+            dependencies[key] = spec.copy()
+            if plan.covers(spec):
+                roi = plan.upstream_roi(plan.sections_of(spec.roi))
+                provided = self.spec[key].roi
+                dependencies[key].roi = roi if provided is None else roi.intersect(provided)
         return dependencies
 
     def process(self, batch: Batch, request: BatchRequest) -> Batch:
@@ -140,6 +147,9 @@ class ShiftAugment(BatchFilter):
             spec.roi = request[key].roi
             data = plan.shifted(array.data, array.spec.roi, spec.roi, array.spec.voxel_size)
             outputs[key] = Array(data, spec, array.attrs)
+        for key in request.graph_specs:
+            if key in batch.graphs and plan.covers(request[key]):
+                outputs[key] = plan.shifted_graph(batch[key], request[key].roi)
         return outputs
 
 
@@ -148,7 +158,7 @@ class _Plan:
     stored, so that several requests may be planned at once)."""
 
     def __init__(self, node: ShiftAugment, request: BatchRequest) -> None:
-        specs, keys = planned_arrays(node, request)
+        specs, keys = planned_arrays(node, request, graphs=True)
         self.keys = keys
         self.axis = node.shift_axis
         self.shifts = None
@@ -191,7 +201,7 @@ class _Plan:
 
     def covers(self, spec) -> bool:
         """Whether an array with ``spec`` is shifted (its sections lie on the grid)."""
-        if self.shifts is None or spec.nonspatial or spec.roi is None:
+        if self.shifts is None or getattr(spec, "nonspatial", False) or spec.roi is None:
             return False
         roi, total = spec.roi, self.total_roi
         return (total.begin[self.axis] <= roi.begin[self.axis]
@@ -202,6 +212,25 @@ class _Plan:
         step = self.lcm[self.axis]
         first = (roi.begin[self.axis] - self.total_roi.begin[self.axis]) // step
         return self.shifts[first : first + roi.shape[self.axis] // step]
+
+    def sections_of(self, roi: Roi) -> Roi:
+        """``roi`` grown along the axis to whole sections (of the total ROI)."""
+        step, origin = self.lcm[self.axis], self.total_roi.begin[self.axis]
+        first = (roi.begin[self.axis] - origin) // step
+        last = -((origin - roi.end[self.axis]) // step)
+        begin, shape = list(roi.begin), list(roi.shape)
+        begin[self.axis], shape[self.axis] = origin + first * step, (last - first) * step
+        return Roi(begin, shape)
+
+    def shifted_graph(self, graph, roi: Roi):
+        """``graph`` with each node moved by the shift of its section (the content at
+        ``x - shift`` shows at ``x``), with ROI ``roi``."""
+        step, origin = self.lcm[self.axis], self.total_roi.begin[self.axis]
+        locations = graph.locations.astype(np.float64)
+        section = np.floor((locations[:, self.axis] - origin) / step).astype(np.int64)
+        inside = (section >= 0) & (section < len(self.shifts))
+        locations[inside] += self.shifts[section[inside]]
+        return graph.with_locations(locations, roi)
 
     def upstream_roi(self, roi: Roi) -> Roi:
         """``roi`` grown to cover the upstream voxels its shifted sections show."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
+import numpy as np
+
 from ..batch import Array, Batch
 from ..errors import BatchRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi
@@ -30,8 +32,10 @@ class SimpleAugment(BatchFilter):
     only for the draws that move such an axis);
     ``transpose_probs`` with ``transpose_only`` picks whole permutations (gunpowder mixes
     their entries up); a mirror centre off the voxel grid is snapped to it, as gunpowder
-    already does for the transpose centre. Graphs are not transformed (daskgp does not serve
-    graphs yet).
+    already does for the transpose centre. Requested graphs are mirrored and transposed with
+    the arrays: a point keeps its place relative to the content (voxel values at voxel
+    centres; a point on a mirrored lower face lands on the excluded upper face and leaves
+    the batch, as in gunpowder).
 
     Args:
         mirror_only (list of int, optional): spatial axes that may be mirrored (default all).
@@ -137,6 +141,9 @@ class SimpleAugment(BatchFilter):
             spec = array.spec.copy()
             spec.roi = request[key].roi
             outputs[key] = Array(data, spec, array.attrs)
+        for key, graph in batch.graphs.items():
+            if key in request:
+                outputs[key] = _transform_graph(graph, request[key].roi, mirror, transpose)
         return outputs
 
     # --- internals -----------------------------------------------------------------------------
@@ -217,6 +224,20 @@ def _spatial_specs(request: BatchRequest):
         if spec.roi is None or (isinstance(key, ArrayKey) and spec.nonspatial):
             continue
         yield key, spec
+
+
+def _transform_graph(graph, roi: Roi, mirror: list[bool], transpose: list[int]):
+    """``graph`` (fetched for the transformed request) moved to ``roi``: output axis ``e``
+    takes upstream axis ``transpose[e]``, reflected within the fetched ROI if mirrored."""
+    fetched = graph.spec.roi
+    locations = graph.locations.astype(np.float64)
+    moved = np.empty_like(locations)
+    for e, t in enumerate(transpose):
+        if mirror[t]:
+            moved[:, e] = roi.begin[e] + (fetched.end[t] - locations[:, t])
+        else:
+            moved[:, e] = roi.begin[e] + (locations[:, t] - fetched.begin[t])
+    return graph.with_locations(moved, roi)
 
 
 def _snap(point: Coordinate, lcm_voxel_size: Coordinate | None) -> Coordinate:

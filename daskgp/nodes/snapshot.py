@@ -10,8 +10,8 @@ import dask
 import numpy as np
 
 from ..batch import Batch
-from ..io.writers import write_arrays
-from ..keys import ArrayKey
+from ..io.graph_io import write_snapshot
+from ..keys import ArrayKey, GraphKey
 from ..names import NodeTask, task_prefix
 from ..provider import BatchFilter
 from ..request import BatchRequest
@@ -31,7 +31,9 @@ class Snapshot(BatchFilter):
     ``daskgp show`` draws a snapshot's mid-slices.
 
     Args:
-        dataset_names (dict): ``{ArrayKey: dataset path}`` of the arrays to save.
+        dataset_names (dict): ``{ArrayKey or GraphKey: dataset path}`` of what to save. A
+            graph is saved in gunpowder's layout: ``<path>-ids``, ``<path>-locations`` and
+            ``<path>-edges`` (read back with ``daskgp.io.graph_io.read_graph``).
         output_dir (str): folder of the files.
         output_filename (str): file name, formatted with ``iteration`` (``batch.iteration`` if
             set, else the number of batches seen) and ``id`` (the batch id).
@@ -98,18 +100,20 @@ class Snapshot(BatchFilter):
             offset = array.spec.roi.begin if array.spec.roi is not None else ()
             voxel_size = array.spec.voxel_size or ()
             arrays[self.dataset_names[key]] = (data, tuple(voxel_size), tuple(offset))
-        write = NodeTask(write_arrays, self.name())
+        graphs = {self.dataset_names[k]: batch[k] for k in self.dataset_names
+                  if isinstance(k, GraphKey) and k in batch.graphs}
+        write = NodeTask(write_snapshot, self.name())
         if any(isinstance(v[0], dask.array.Array) for v in arrays.values()):
             task = dask.delayed(write, pure=False)(
-                path, arrays, self.compression_type, self.store_value_range,
+                path, arrays, graphs, self.compression_type, self.store_value_range,
                 dask_key_name=f"{task_prefix(self.name())}-{dask.base.tokenize(path, self._index)}",
             )
             batch.side_effects.append(task)
         else:
-            self._write_in_background(path, arrays)
+            self._write_in_background(path, arrays, graphs)
         return batch
 
-    def _write_in_background(self, path: str, arrays: dict) -> None:
+    def _write_in_background(self, path: str, arrays: dict, graphs: dict) -> None:
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="daskgp-snapshot")
         for write in [w for w in self._writes if w.done()]:
@@ -119,7 +123,7 @@ class Snapshot(BatchFilter):
             self._writes.pop(0).result()
         arrays = {name: (np.asarray(d), v, o) for name, (d, v, o) in arrays.items()}
         self._writes.append(self._writer.submit(
-            NodeTask(write_arrays, self.name()), path, arrays, self.compression_type,
+            NodeTask(write_snapshot, self.name()), path, arrays, graphs, self.compression_type,
             self.store_value_range))
 
     def teardown(self) -> None:

@@ -15,7 +15,8 @@ class Stack(BatchFilter):
 
     The repetitions are independent sub-requests of one graph, so the scheduler computes them
     in parallel. Repetition ``r`` is seeded with ``f(request seed, r)``: deterministic, and
-    different from every other repetition.
+    different from every other repetition. Requested graphs are those of the first
+    repetition, as in gunpowder (graphs have no batch axis).
 
     Args:
         num_repetitions (int): how many batches to stack.
@@ -43,4 +44,6 @@ class Stack(BatchFilter):
             arrays = [batch[key] for batch in batches]
             spec = arrays[0].spec.copy()
             stacked[key] = Array(da.stack([a.data for a in arrays], axis=0), spec)
+        for key in request.graph_specs:
+            stacked[key] = batches[0][key]  # as gunpowder: the first repetition's graph
         return stacked

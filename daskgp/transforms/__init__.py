@@ -1,7 +1,8 @@
 """Pure math for spatial augmentations: B-spline displacement, rotation and scale, source boxes.
 
 ``ElasticTransform`` says where each output voxel samples its source; ``source_box`` bounds what
-a box of output voxels reads; ``chunked_warp`` applies a transform to a dask array chunk-wise.
+a box of output voxels reads; ``chunked_warp`` applies a transform to a dask array chunk-wise;
+``invert_points`` moves points where their image content goes.
 ``DeformTransform`` is one world-unit transform; its ``GridTransform`` views (one per voxel
 grid) are ``ElasticTransform``s for all of the above.
 """
@@ -29,6 +30,7 @@ from ._elastic import (
     source_box,
     source_coordinates,
 )
+from ._points import invert_points, transform_sample, warp_locations
 from ._warp import chunked_warp, sample, warp_block
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "contract",
     "control_lattice",
     "control_point_counts",
+    "invert_points",
     "mirror_index",
     "plane_rotation",
     "quaternion_rotation",
@@ -50,6 +53,8 @@ __all__ = [
     "source_box",
     "source_coordinates",
     "spline_coefficients",
+    "transform_sample",
     "warp_block",
+    "warp_locations",
     "world_displacement",
 ]

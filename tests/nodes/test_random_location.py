@@ -205,11 +205,6 @@ def test_unbounded_upstream_is_an_error():
             p.request_batch(request)
 
 
-def test_graph_options_are_not_supported_yet():
-    with pytest.raises(NotImplementedError, match="graphs"):
-        gp.RandomLocation(ensure_nonempty=gp.GraphKey("POINTS"))
-
-
 def test_identical_on_every_scheduler(scheduler):
     roi = gp.Roi((0, 0, 0), (4, 4, 20))
 

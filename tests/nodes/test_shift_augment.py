@@ -238,3 +238,28 @@ def test_graph_grows_linearly_with_the_number_of_shifted_sections():
             lazy = p.request_lazy_batch(request)[RAW].data
         sizes[prob_slip] = len(lazy.__dask_graph__())
     assert sizes[1.0] - sizes[0.0] < 5 * 40, sizes  # about 4 tasks per section
+
+
+def test_graph_nodes_move_with_their_sections():
+    raw, points = gp.ArrayKey("RAW"), gp.GraphKey("POINTS")
+    rng = np.random.default_rng(0)
+    locations = np.stack([np.arange(10) + 0.5, rng.uniform(8, 32, 10), rng.uniform(8, 32, 10)],
+                         axis=1)
+    graph = gp.Graph.from_arrays(np.arange(10), locations,
+                                 spec=gp.GraphSpec(roi=gp.Roi((0, 0, 0), (10, 40, 40))))
+    source = (array_source(raw, position_data((10, 40, 40))), gp.GraphSource(points, graph))
+    pipeline = source + gp.MergeProvider() + gp.ShiftAugment(prob_slip=0.5, prob_shift=0.3,
+                                                             sigma=3, shift_axis=0)
+    request = gp.BatchRequest(random_seed=2)
+    request[raw] = gp.ArraySpec(roi=gp.Roi((0, 8, 8), (10, 24, 24)))
+    request[points] = gp.GraphSpec(roi=gp.Roi((0, 8, 8), (10, 24, 24)))
+    with gp.build(pipeline, scheduler="sync") as p:
+        batch = p.request_batch(request)
+    moved = 0
+    for node_id, location in zip(batch[points].ids, batch[points].locations, strict=True):
+        voxel = tuple(int(v) for v in np.floor(location) - np.array((0, 8, 8)))
+        # The raw value under the moved node encodes the node's original position.
+        z, y, x = np.floor(locations[node_id]).astype(int)
+        assert batch[raw].data[voxel] == z * 10**8 + y * 10**4 + x
+        moved += not np.allclose(location, locations[node_id])
+    assert moved > 0 and batch[points].num_vertices() >= 5

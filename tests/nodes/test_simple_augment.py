@@ -208,3 +208,26 @@ def test_identical_on_every_scheduler(scheduler):
     got = [b[GT].data for b in batches(source + gp.SimpleAugment(), request, [1, 2], scheduler)]
     for a, b in zip(reference, got, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_graph_points_are_mirrored_and_transposed_with_the_data():
+    raw, points = gp.ArrayKey("RAW"), gp.GraphKey("POINTS")
+    rng = np.random.default_rng(0)
+    locations = rng.integers(0, 12, size=(40, 3)) + 0.5
+    graph = gp.Graph.from_arrays(np.arange(40), locations,
+                                 spec=gp.GraphSpec(roi=gp.Roi((0, 0, 0), (12, 12, 12))))
+    source = (array_source(raw, position_data((12, 12, 12))), gp.GraphSource(points, graph))
+    for mirror, transpose in [([1, 0, 1], [0, 0, 0]), ([0, 1, 1], [0, 1, 1]), ([1, 1, 1],
+                                                                               [1, 1, 1])]:
+        pipeline = source + gp.MergeProvider() + gp.SimpleAugment(
+            mirror_probs=mirror, transpose_probs=transpose)
+        request = gp.BatchRequest(random_seed=4)
+        request[raw] = gp.ArraySpec(roi=gp.Roi((2, 1, 3), (8, 8, 8)))
+        request[points] = gp.GraphSpec(roi=gp.Roi((2, 1, 3), (8, 8, 8)))
+        with gp.build(pipeline, scheduler="sync") as p:
+            batch = p.request_batch(request)
+        assert batch[points].num_vertices() > 5
+        for node_id, location in zip(batch[points].ids, batch[points].locations, strict=True):
+            voxel = tuple(int(v) for v in np.floor(location) - np.array((2, 1, 3)))
+            z, y, x = np.floor(locations[node_id]).astype(int)
+            assert batch[raw].data[voxel] == z * 10**8 + y * 10**4 + x

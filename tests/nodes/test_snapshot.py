@@ -87,3 +87,27 @@ def test_failed_background_write_is_reported(tmp_path):
         with gp.build(pipeline + gp.PreCache(cache_size=1, num_workers=1) + snapshot,
                       scheduler="sync", seed=3) as p:
             p.request_batch(request)
+
+
+def test_snapshot_writes_graphs_in_gunpowders_layout(tmp_path):
+    from daskgp.io.graph_io import read_graph
+
+    raw, points = gp.ArrayKey("RAW"), gp.GraphKey("POINTS")
+    graph = gp.Graph.from_arrays([5, 6, 7], [[1.5, 1.5, 1.5], [2.5, 3.5, 4.5], [9.0, 9.0, 9.0]],
+                                 [[5, 6], [6, 7]],
+                                 gp.GraphSpec(roi=gp.Roi((0, 0, 0), (10, 10, 10))))
+    source = (gp.ArraySource(raw, np.ones((10, 10, 10), np.float32)),
+              gp.GraphSource(points, graph)) + gp.MergeProvider()
+    for name in ("0.zarr", "0.hdf"):
+        snapshot = gp.Snapshot({raw: "volumes/raw", points: "points"}, output_dir=str(tmp_path),
+                               output_filename=name)
+        request = gp.BatchRequest(random_seed=0)
+        request[raw] = gp.ArraySpec(roi=gp.Roi((0, 0, 0), (5, 5, 5)))
+        request[points] = gp.GraphSpec(roi=gp.Roi((0, 0, 0), (5, 5, 5)))
+        with gp.build(source + snapshot, scheduler="sync") as p:
+            batch = p.request_batch(request)
+        written = read_graph(str(tmp_path / name), "points")
+        assert written == batch[points]
+        # 7 lies outside but dangles on the edge (6, 7), as Graph.crop keeps it
+        assert written.ids.tolist() == [5, 6, 7] and written.num_edges() == 2
+        assert written.spec.roi == request[points].roi

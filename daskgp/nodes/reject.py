@@ -1,5 +1,6 @@
 """``Reject``: re-requests upstream, with a new seed each time, until the batch's mask holds
-enough masked-in voxels; a bounded, seeded loop that computes only the mask."""
+enough masked-in voxels and/or its graph a node; a bounded, seeded loop that computes only the
+mask."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from dask.base import tokenize
 
 from ..batch import Array, Batch
 from ..errors import PipelineRequestError, PipelineSetupError
-from ..keys import ArrayKey
+from ..graph_sampling import describe_source, graph_is_nonempty
+from ..keys import ArrayKey, GraphKey
 from ..names import task_prefix
 from ..provider import BatchFilter
 from ..request import BatchRequest
@@ -19,31 +21,36 @@ from ..seeds import derive_seed
 
 
 class Reject(BatchFilter):
-    """Reject batches whose ``mask`` has a mean of at most ``min_masked``, and ask again.
+    """Reject batches whose ``mask`` has a mean of at most ``min_masked``, or whose
+    ``ensure_nonempty`` graph has no node in its requested ROI, and ask again.
 
     Place it downstream of ``RandomLocation`` (or ``RandomProvider``): every attempt sends
     the whole request upstream with a new seed (the request's own seed first, then seeds
     derived from it and the attempt number), so upstream nodes draw new locations, and the
     sequence of attempts, hence the batch, is a pure function of the request's seed.
 
-    This is a **materialization boundary**: for each attempt the node builds the lazy batch
-    and computes only its ``mask`` (with the pipeline's scheduler), the "peek"; the accepted
-    batch is returned lazy, with the computed mask in it, so the mask is not computed twice.
-    At most ``max_attempts`` batches are tried (gunpowder loops forever); then a
-    ``PipelineRequestError`` names the node, the key, the best ratio seen and its ROI.
+    With both ``mask`` and ``ensure_nonempty``, a batch must pass both tests. The graph test
+    is free (graphs live in the driver); the mask test is a **materialization boundary**: for
+    each attempt whose graph passes, the node computes only the batch's ``mask`` (with the
+    pipeline's scheduler), the "peek"; the accepted batch is returned lazy, with the computed
+    mask in it, so the mask is not computed twice. At most ``max_attempts`` batches are tried
+    (gunpowder loops forever); then a ``PipelineRequestError`` names the node, the keys, the
+    requested ROIs, the best ratio seen and the graph's source.
 
     With ``reject_probability < 1``, a batch that fails the test is still accepted with
     probability ``1 - reject_probability``, drawn from the request's seeded generator.
 
     Differences from gunpowder: bounded attempts; seeded draws (gunpowder uses ``random``);
-    the mean is taken in float64. ``ensure_nonempty`` needs graphs, which arrive with
-    daskgp's graph support (GraphKey/Graph): until then it raises ``NotImplementedError``.
+    the mean is taken in float64; ``ensure_nonempty`` counts the nodes inside the requested
+    ROI (gunpowder counts the nodes of the delivered graph, the same set unless a node has
+    moved out of it), and the mask of a batch without a node is not computed.
 
     Args:
         mask (ArrayKey, optional): the mask whose mean must exceed ``min_masked``; it must be
             requested.
         min_masked (float): the mean the mask must exceed (default 0.5).
-        ensure_nonempty (GraphKey, optional): not supported yet (needs graphs).
+        ensure_nonempty (GraphKey, optional): a graph that must have at least one node in its
+            requested ROI; it must be requested.
         reject_probability (float): probability that a failing batch is rejected (default 1).
         max_attempts (int): how many batches to try before giving up (default 100).
 
@@ -56,18 +63,29 @@ class Reject(BatchFilter):
         >>> with gp.build(pipeline, scheduler="sync") as p:
         ...     bool(p.request_batch(request)[mask].data.mean() > 0.7)
         True
+
+        With a graph, only batches with a point in the requested ROI of ``POINTS``:
+
+        >>> points = gp.GraphKey("POINTS")
+        >>> graph = gp.Graph.from_arrays([7], [[5.5]], spec=gp.GraphSpec(roi=Roi((0,), (8,))))
+        >>> pipeline = (gp.GraphSource(points, graph) + gp.RandomLocation()
+        ...             + gp.Reject(ensure_nonempty=points))
+        >>> request = gp.BatchRequest(random_seed=1)
+        >>> request[points] = gp.GraphSpec(roi=Roi((0,), (2,)))
+        >>> with gp.build(pipeline, scheduler="sync") as p:
+        ...     p.request_batch(request)[points].ids.tolist()
+        [7]
     """
 
     lazy = True
 
     def __init__(self, mask: ArrayKey | None = None, min_masked: float = 0.5,
-                 ensure_nonempty=None, reject_probability: float = 1.0,
+                 ensure_nonempty: GraphKey | None = None, reject_probability: float = 1.0,
                  max_attempts: int = 100) -> None:
-        if ensure_nonempty is not None:
-            raise NotImplementedError(
-                f"{type(self).__name__}(ensure_nonempty={ensure_nonempty}) needs graphs, "
-                "which arrive with daskgp's graph support (GraphKey/Graph); use a mask "
-                "array with min_masked until then"
+        if ensure_nonempty is not None and not isinstance(ensure_nonempty, GraphKey):
+            raise PipelineSetupError(
+                f"{type(self).__name__}: ensure_nonempty={ensure_nonempty!r} must be a "
+                "GraphKey"
             )
         if not 0 <= reject_probability <= 1:
             raise PipelineSetupError(
@@ -87,42 +105,67 @@ class Reject(BatchFilter):
     def setup(self) -> None:
         if self.mask is not None:
             self.upstream_spec(self.mask, "reject batches by the mask")
+        if self.ensure_nonempty is not None:
+            self.upstream_spec(self.ensure_nonempty, "reject batches without a node of")
 
     def provide(self, request: BatchRequest) -> Batch:
-        if self.mask is None:
+        keys = [key for key in (self.mask, self.ensure_nonempty) if key is not None]
+        if not keys:
             return self.get_upstream_provider().request_batch(request)
-        if self.mask not in request:
-            raise PipelineRequestError(
-                f"{self.name()}: rejects batches by {self.mask}, but the request does not "
-                f"contain it:\n{request}"
-            )
-        best_ratio, best_roi = None, None
+        for key in keys:
+            if key not in request:
+                raise PipelineRequestError(
+                    f"{self.name()}: rejects batches by {key}, but the request does not "
+                    f"contain it:\n{request}"
+                )
+        best_ratio, best_roi, num_empty = None, None, 0
         for attempt in range(self.max_attempts):
             attempt_request = request.copy()
             if attempt > 0:
                 attempt_request.random_seed = derive_seed(
                     request.random_seed or 0, self.name(), self.node_id, attempt)
             batch = self.get_upstream_provider().request_batch(attempt_request)
-            mask = batch[self.mask]
-            values = self._compute(mask.data)
-            ratio = float(values.mean(dtype=np.float64)) if values.size else 0.0
-            if best_ratio is None or ratio > best_ratio:
-                best_ratio, best_roi = ratio, mask.spec.roi
-            accept = ratio > self.min_masked
+            accept, values = True, None
+            if self.ensure_nonempty is not None and not graph_is_nonempty(
+                    batch, self.ensure_nonempty, request[self.ensure_nonempty].roi):
+                accept, num_empty = False, num_empty + 1
+            elif self.mask is not None:
+                mask = batch[self.mask]
+                values = self._compute(mask.data)
+                ratio = float(values.mean(dtype=np.float64)) if values.size else 0.0
+                if best_ratio is None or ratio > best_ratio:
+                    best_ratio, best_roi = ratio, mask.spec.roi
+                accept = ratio > self.min_masked
             if not accept and self.reject_probability < 1:
                 draw = self.rng(request, "reject", attempt).random()
                 accept = draw > self.reject_probability
             if accept:
-                name = f"{task_prefix(self.name())}-mask-{tokenize(values)}"
-                batch[self.mask] = Array(da.from_array(values, chunks=values.shape or (),
-                                                       name=name), mask.spec, mask.attrs)
+                if values is not None:
+                    name = f"{task_prefix(self.name())}-mask-{tokenize(values)}"
+                    batch[self.mask] = Array(
+                        da.from_array(values, chunks=values.shape or (), name=name),
+                        mask.spec, mask.attrs)
                 return batch
-        raise PipelineRequestError(
-            f"{self.name()}: no batch with a mean of {self.mask} above "
-            f"min_masked={self.min_masked} in {self.max_attempts} attempts; the best ratio "
-            f"seen was {best_ratio:.4f} (at ROI {best_roi}); requested ROI "
-            f"{request[self.mask].roi}"
-        )
+        raise PipelineRequestError(self._failure(request, best_ratio, best_roi, num_empty))
+
+    def _failure(self, request: BatchRequest, best_ratio: float | None, best_roi,
+                 num_empty: int) -> str:
+        """The message for ``max_attempts`` rejected batches: what was asked, what was seen."""
+        wanted, seen = [], []
+        if self.ensure_nonempty is not None:
+            key = self.ensure_nonempty
+            wanted.append(f"a node of {key} in the requested ROI {request[key].roi}")
+            seen.append(f"{num_empty} had no node of {key} (from "
+                        f"{describe_source(self.get_upstream_provider(), key)})")
+        if self.mask is not None:
+            wanted.append(f"a mean of {self.mask} above min_masked={self.min_masked}")
+            seen.append(
+                "no mask was computed" if best_ratio is None else
+                f"the best ratio seen was {best_ratio:.4f} (at ROI {best_roi}); requested "
+                f"ROI {request[self.mask].roi}"
+            )
+        return (f"{self.name()}: no batch with {' and '.join(wanted)} in {self.max_attempts} "
+                f"attempts; {'; '.join(seen)}")
 
     @staticmethod
     def _compute(data) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""Reject: never delivers a batch at or below min_masked, deterministic for a seed, bounded with
-a clear error, reject_probability seeded."""
+"""Reject: never delivers a batch at or below min_masked, nor one whose ensure_nonempty graph has
+no node in its ROI; deterministic for a seed, bounded with a clear error, reject_probability
+seeded."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import numpy as np
 import pytest
 
 import daskgp as gp
-from tests.helpers import array_source
+from tests.helpers import array_source, position_data
+from tests.nodes.test_csv_points_source import write_csv
 
 RAW, MASK = gp.ArrayKey("RAW"), gp.ArrayKey("MASK")
+POINTS = gp.GraphKey("POINTS")
+VOLUME = gp.Roi((0, 0, 0), (20, 40, 40))
 
 
 def _pipeline(mask_data, **reject_kwargs):
@@ -72,11 +76,6 @@ def test_reject_probability_zero_accepts_the_first_batch():
     assert batch[MASK].data.mean() == 0
 
 
-def test_graphs_are_not_supported_yet():
-    with pytest.raises(NotImplementedError, match=r"ensure_nonempty.*graphs"):
-        gp.Reject(ensure_nonempty=gp.GraphKey("POINTS"))
-
-
 def test_the_peek_computes_only_the_mask_and_the_batch_reuses_it():
     import dask.array as da
 
@@ -104,3 +103,136 @@ def test_the_peek_computes_only_the_mask_and_the_batch_reuses_it():
         peeks = computed["mask"]
         lazy.compute(scheduler="sync")
     assert computed == {"raw": 1, "mask": peeks}
+
+
+# --- ensure_nonempty, with real graph sources -------------------------------------------------
+
+def _sparse_points(tmp_path):
+    """15 points in a 20x40x40 volume: most 4x8x8 windows hold none of them."""
+    rng = np.random.default_rng(4)
+    locations = rng.integers(0, (20, 40, 40), size=(15, 3)) + 0.5
+    return write_csv(tmp_path / "points.csv", locations.tolist()), locations
+
+
+def _graph_pipeline(points_source, *reject_args, **reject_kwargs):
+    raw = array_source(RAW, position_data((20, 40, 40)))
+    pipeline = (raw, points_source) + gp.MergeProvider() + gp.RandomLocation()
+    if reject_args or reject_kwargs:
+        pipeline += gp.Reject(*reject_args, **reject_kwargs)
+    return pipeline
+
+
+def _graph_request(seed, mask=False):
+    request = gp.BatchRequest(random_seed=seed)
+    request.add(RAW, (4, 8, 8))
+    request.add(POINTS, (4, 8, 8))
+    if mask:
+        request.add(MASK, (4, 8, 8))
+    return request
+
+
+def _csv_source(path):
+    return gp.CsvPointsSource(path, POINTS, [0, 1, 2], points_spec=gp.GraphSpec(roi=VOLUME))
+
+
+def test_ensure_nonempty_never_delivers_an_empty_graph(tmp_path):
+    path, locations = _sparse_points(tmp_path)
+    with gp.build(_graph_pipeline(_csv_source(path)), scheduler="sync") as p:
+        plain = [p.request_batch(_graph_request(seed))[POINTS] for seed in range(30)]
+    assert sum(graph.num_vertices() == 0 for graph in plain) > 15  # the test can fail
+
+    pipeline = _graph_pipeline(_csv_source(path), ensure_nonempty=POINTS)
+    with gp.build(pipeline, scheduler="sync") as p:
+        for seed in range(30):
+            request = _graph_request(seed)
+            batch = p.request_batch(request)
+            graph, raw = batch[POINTS], batch[RAW]
+            assert graph.num_vertices() >= 1 and graph.spec.roi == request[POINTS].roi
+            for point_id, location in zip(graph.ids, graph.locations, strict=True):
+                assert request[POINTS].roi.contains(gp.Coordinate(np.floor(location)))
+                # The raw array comes from the same (accepted) attempt as the points.
+                voxel = tuple(np.floor(location - np.array(raw.spec.roi.begin)).astype(int))
+                z, y, x = locations[point_id] - 0.5
+                assert raw.data[voxel] == z * 10**8 + y * 10**4 + x
+
+
+def test_ensure_nonempty_same_seed_same_batch(tmp_path):
+    path, _ = _sparse_points(tmp_path)
+
+    def run(scheduler, seeds):
+        pipeline = _graph_pipeline(_csv_source(path), ensure_nonempty=POINTS)
+        with gp.build(pipeline, scheduler=scheduler) as p:
+            return [p.request_batch(_graph_request(seed)) for seed in seeds]
+
+    first, again = run("sync", [3, 4, 5, 6]), run("threads", [3, 4, 5, 6])
+    for a, b in zip(first, again, strict=True):
+        assert a[POINTS] == b[POINTS]
+        np.testing.assert_array_equal(a[RAW].data, b[RAW].data)
+    assert len({int(b[RAW].data[0, 0, 0]) for b in first}) > 1  # the seed matters
+
+
+def test_ensure_nonempty_with_an_empty_graph_fails_clearly():
+    empty = gp.Graph(spec=gp.GraphSpec(roi=VOLUME))
+    source = gp.GraphSource(POINTS, empty)
+    pipeline = _graph_pipeline(source, ensure_nonempty=POINTS, max_attempts=7)
+    with gp.build(pipeline, scheduler="sync") as p:
+        with pytest.raises(gp.PipelineRequestError) as error:
+            p.request_batch(_graph_request(0))
+    message = str(error.value)
+    assert message.startswith("Reject: no batch with a node of POINTS in the requested ROI [")
+    assert message.endswith("in 7 attempts; 7 had no node of POINTS (from GraphSource)")
+
+
+def test_ensure_nonempty_error_names_the_csv_file(tmp_path):
+    # All points lie outside the region RandomLocation can reach (the raw ROI).
+    path = write_csv(tmp_path / "outside.csv", [[30.5, 1.5, 1.5], [35.5, 2.5, 2.5]])
+    points = gp.CsvPointsSource(path, POINTS, [0, 1, 2],
+                                points_spec=gp.GraphSpec(roi=gp.Roi((0, 0, 0), (40, 40, 40))))
+    pipeline = _graph_pipeline(points, ensure_nonempty=POINTS, max_attempts=4)
+    with gp.build(pipeline, scheduler="sync") as p:
+        with pytest.raises(gp.PipelineRequestError, match=r"4 had no node of POINTS") as error:
+            p.request_batch(_graph_request(1))
+    assert "outside.csv" in str(error.value)
+
+
+def test_ensure_nonempty_and_min_masked_must_both_hold(tmp_path):
+    rng = np.random.default_rng(1)
+    locations = rng.integers(0, (20, 40, 40), size=(60, 3)) + 0.5
+    path = write_csv(tmp_path / "points.csv", locations.tolist())
+    mask = np.zeros((20, 40, 40), np.uint8)
+    mask[:, :, :20] = 1
+    sources = (array_source(RAW, position_data((20, 40, 40))), array_source(MASK, mask),
+               _csv_source(path)) + gp.MergeProvider()
+    pipeline = sources + gp.RandomLocation() + gp.Reject(MASK, min_masked=0.9,
+                                                         ensure_nonempty=POINTS)
+    with gp.build(pipeline, scheduler="sync") as p:
+        for seed in range(12):
+            batch = p.request_batch(_graph_request(seed, mask=True))
+            assert batch[POINTS].num_vertices() >= 1
+            assert batch[MASK].data.mean() > 0.9
+            assert batch[RAW].spec.roi == batch[MASK].spec.roi == batch[POINTS].spec.roi
+
+
+def test_ensure_nonempty_reject_probability_zero_accepts_an_empty_graph():
+    source = gp.GraphSource(POINTS, gp.Graph(spec=gp.GraphSpec(roi=VOLUME)))
+    pipeline = _graph_pipeline(source, ensure_nonempty=POINTS, reject_probability=0.0)
+    with gp.build(pipeline, scheduler="sync") as p:
+        assert p.request_batch(_graph_request(0))[POINTS].num_vertices() == 0
+
+
+def test_ensure_nonempty_key_must_be_a_provided_requested_graph(tmp_path):
+    with pytest.raises(gp.PipelineSetupError, match="must be a GraphKey"):
+        gp.Reject(ensure_nonempty=RAW)
+    raw = array_source(RAW, position_data((20, 40, 40)))
+    with pytest.raises(gp.PipelineSetupError,
+                       match="asked to reject batches without a node of POINTS, which is "
+                             "not provided upstream"):
+        with gp.build(raw + gp.Reject(ensure_nonempty=POINTS)):
+            pass
+    path, _ = _sparse_points(tmp_path)
+    request = gp.BatchRequest(random_seed=0)
+    request.add(RAW, (4, 8, 8))
+    with gp.build(_graph_pipeline(_csv_source(path), ensure_nonempty=POINTS)) as p:
+        with pytest.raises(gp.PipelineRequestError,
+                           match="rejects batches by POINTS, but the request does not"):
+            p.request_batch(request)

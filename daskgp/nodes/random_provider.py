@@ -30,8 +30,8 @@ class RandomProvider(BatchProvider):
     first.
 
     Differences from gunpowder: the choice is seeded (gunpowder uses ``np.random``); the
-    ``random_provider_key`` array is int64. Graph keys are relayed like array keys, but no
-    daskgp source serves graphs yet (they arrive with daskgp's graph support).
+    ``random_provider_key`` array is int64. Graph keys are relayed like array keys: the
+    graph comes from the chosen provider, as its arrays do.
 
     Args:
         probabilities (list of float, optional): the probability of choosing each upstream

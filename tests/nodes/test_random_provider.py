@@ -59,31 +59,79 @@ def test_bad_probabilities_fail_clearly():
             pass
 
 
-def test_graph_keys_are_relayed_from_the_chosen_branch():
-    points = gp.GraphKey("POINTS")
+POINTS, OTHER = gp.GraphKey("POINTS"), gp.GraphKey("OTHER")
+VOLUME = gp.Roi((0, 0, 0), (8, 16, 16))
 
-    class Points(gp.BatchProvider):
-        """Serves a stand-in graph (daskgp's Graph arrives with graph support)."""
 
-        lazy = True
+def _graph(first_id, rng):
+    """Ten points in VOLUME with ids first_id, first_id + 1, ..."""
+    locations = rng.integers(0, VOLUME.shape, size=(10, 3)) + 0.5
+    return gp.Graph.from_arrays(np.arange(first_id, first_id + 10), locations,
+                                spec=gp.GraphSpec(roi=VOLUME))
 
-        def __init__(self, name):
-            self.label = name
 
-        def setup(self):
-            self.provides(points, gp.GraphSpec(roi=gp.Roi((0, 0, 0), (4, 4, 4))))
+def _graph_branches(location=None):
+    """Two branches, each raw (filled with 10 or 20) merged with a GraphSource of POINTS
+    (ids 100... or 200...); the first also serves GT and OTHER, which the second lacks."""
+    rng = np.random.default_rng(0)
+    graphs = [_graph(100, rng), _graph(200, rng)]
+    branches = []
+    for index, value in enumerate((10, 20)):
+        sources = [array_source(RAW, np.full(VOLUME.shape, value, np.uint8)),
+                   gp.GraphSource(POINTS, graphs[index])]
+        if index == 0:
+            sources += [array_source(GT, np.zeros(VOLUME.shape, np.uint64)),
+                        gp.GraphSource(OTHER, _graph(0, rng))]
+        branch = tuple(sources) + gp.MergeProvider()
+        branches.append(branch if location is None else branch + location())
+    return tuple(branches), graphs
 
-        def provide(self, request):
-            batch = gp.Batch()
-            batch[points] = self.label
-            return batch
 
-    branches = tuple((array_source(RAW, np.full((4, 4, 4), v, np.uint8)), Points(v))
-                     + gp.MergeProvider() for v in (10, 20))
-    request = _request(seed=1)
-    request[points] = gp.GraphSpec(roi=gp.Roi((0, 0, 0), (2, 2, 2)))
+def _graph_request(seed, roi):
+    request = _request(seed)
+    request[POINTS] = gp.GraphSpec(roi=roi)
+    return request
+
+
+def test_graphs_come_from_the_chosen_branch_and_keys_are_the_intersection():
+    branches, graphs = _graph_branches()
+    roi = gp.Roi((0, 0, 0), (8, 8, 16))
+    choices = set()
     with gp.build(branches + gp.RandomProvider(random_provider_key=CHOICE),
                   scheduler="sync") as p:
-        assert points in p.spec
-        batch = p.request_batch(request)
-    assert batch[points] == int(batch[RAW].data[0, 0, 0])
+        assert set(p.spec.keys()) == {RAW, POINTS, CHOICE}
+        assert p.spec[POINTS].roi == VOLUME
+        for seed in range(12):
+            batch = p.request_batch(_graph_request(seed, roi))
+            choice = int(batch[CHOICE].data)
+            choices.add(choice)
+            assert int(batch[RAW].data[0, 0, 0]) == (10, 20)[choice]
+            # Exactly the points of the chosen branch's graph in the requested ROI.
+            assert batch[POINTS] == graphs[choice].crop(roi)
+            assert batch[POINTS].num_vertices() > 0
+    assert choices == {0, 1}
+    request = _graph_request(0, roi)
+    request[OTHER] = gp.GraphSpec(roi=roi)
+    with gp.build(branches + gp.RandomProvider(random_provider_key=CHOICE)) as p:
+        with pytest.raises(gp.BatchRequestError, match="asked for OTHER, which this node does "
+                                                       "not provide"):
+            p.request_batch(request)
+
+
+def test_graph_branches_with_random_location_and_reject():
+    # The usual pattern: a RandomLocation per branch, then RandomProvider, then Reject.
+    branches, graphs = _graph_branches(location=gp.RandomLocation)
+    pipeline = (branches + gp.RandomProvider(random_provider_key=CHOICE)
+                + gp.Reject(ensure_nonempty=POINTS))
+    roi = gp.Roi((0, 0, 0), (4, 4, 4))
+    with gp.build(pipeline, scheduler="sync") as p:
+        batches = [p.request_batch(_graph_request(seed, roi)) for seed in range(10)]
+        again = p.request_batch(_graph_request(4, roi))
+    assert {int(b[CHOICE].data) for b in batches} == {0, 1}
+    for batch in batches:
+        choice, graph = int(batch[CHOICE].data), batch[POINTS]
+        assert graph.num_vertices() >= 1 and graph.spec.roi == roi
+        assert set(graph.ids.tolist()) <= set(graphs[choice].ids.tolist())
+        assert int(batch[RAW].data[0, 0, 0]) == (10, 20)[choice]
+    assert again[POINTS] == batches[4][POINTS]
+    assert int(again[CHOICE].data) == int(batches[4][CHOICE].data)

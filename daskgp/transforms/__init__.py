@@ -29,7 +29,7 @@ from ._elastic import (
     source_box,
     source_coordinates,
 )
-from ._warp import chunked_warp, sample, warp_block
+from ._warp import Normalization, chunked_warp, sample, warp_block
 
 __all__ = [
     "AxisSampling",
@@ -37,6 +37,7 @@ __all__ = [
     "ElasticTransform",
     "GridTransform",
     "KnotSampling",
+    "Normalization",
     "chunked_warp",
     "contract",
     "control_lattice",

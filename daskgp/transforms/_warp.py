@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import dask
 import dask.array as da
@@ -16,7 +17,8 @@ from dask.base import tokenize
 from scipy import ndimage
 
 from ..names import NodeTask
-from ._elastic import ElasticTransform, source_box, source_coordinates
+from ._elastic import CoordinateSlabs, ElasticTransform, source_box, source_coordinates
+from ._kernels import bilinear, nearest, nearest_section, remappable, trilinear
 
 
 def sample(data: np.ndarray, coordinates: np.ndarray, order: int) -> np.ndarray:
@@ -74,6 +76,27 @@ def _sample_slices(data: np.ndarray, coordinates: np.ndarray) -> np.ndarray | No
     return out
 
 
+class Normalization(NamedTuple):
+    """A ``Normalize`` fused into the warp: source values become ``value.astype(dtype) *
+    factor`` (the same arithmetic, section by section, so the same bits as normalizing the
+    whole source first)."""
+
+    factor: float
+    dtype: np.dtype
+
+    def apply(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``values.astype(dtype) * factor`` (into ``out`` if given)."""
+        if out is None:
+            out = values.astype(self.dtype)
+        else:
+            out[...] = values
+        return np.multiply(out, self.factor, out=out, casting="unsafe")
+
+
+# Dtypes the compiled kernels take (others fall back to map_coordinates).
+_KERNEL_KINDS = "biuf"
+
+
 def warp_block(
     source: np.ndarray,
     transform: ElasticTransform,
@@ -81,11 +104,19 @@ def warp_block(
     out_shape: Sequence[int],
     source_begin: Sequence[int],
     order: int,
+    normalization: Normalization | None = None,
 ) -> np.ndarray:
     """Warp one block: the output voxels ``[out_begin, out_begin + out_shape)`` of the grid.
 
     ``source`` holds the source voxels from ``source_begin`` (grid voxels) on; leading axes
-    (channels) share the transform.
+    (channels) share the transform. ``normalization`` scales the source values on the fly
+    (a fused ``Normalize``). The coordinates are evaluated one output section at a time
+    (``CoordinateSlabs``), never for the whole block; where a section samples one source
+    section (rotation in the last two axes, no jitter or scale in the first) it is one 2D
+    interpolation, with OpenCV's ``remap`` (order 1), else the compiled trilinear kernel;
+    order 0 picks the nearest voxel exactly for any dtype. Equal to ``sample`` (scipy's
+    ``map_coordinates``) on ``source_coordinates``: exactly for order 0, to float32 rounding
+    for order 1.
 
     Example:
         >>> t = ElasticTransform((3, 3), rotation=np.pi / 2)
@@ -95,13 +126,99 @@ def warp_block(
                [0., 3., 6.]])
     """
     dims = transform.dims
-    coordinates = source_coordinates(transform, out_begin, out_shape, relative_to=source_begin)
+    out_shape = tuple(int(s) for s in out_shape)
     leading = source.shape[: source.ndim - dims]
     channels = source.reshape((-1,) + source.shape[source.ndim - dims:])
-    out = np.empty((channels.shape[0], *out_shape), dtype=source.dtype)
+    dtype = source.dtype if normalization is None else np.dtype(normalization.dtype)
+    out = np.empty((channels.shape[0], *out_shape), dtype=dtype)
+    if dims in (2, 3) and source.dtype.kind in _KERNEL_KINDS:
+        if dims == 2:
+            channels, out3 = channels[:, None], out[:, None]
+            slabs = CoordinateSlabs(transform, out_begin, out_shape, source_begin)
+            coordinates = slabs.evaluate(0, out_shape[0])[:, None]
+            for c in range(channels.shape[0]):
+                _sample_section(channels[c, 0], coordinates, out3[c, 0], order, normalization)
+        else:
+            _warp_sections(channels, transform, out_begin, out_shape, source_begin, order,
+                           normalization, out)
+        return out.reshape(leading + out_shape)
+    coordinates = source_coordinates(transform, out_begin, out_shape, relative_to=source_begin)
     for c in range(channels.shape[0]):
-        out[c] = sample(channels[c], coordinates, order)
-    return out.reshape(leading + tuple(out_shape))
+        values = channels[c] if normalization is None else normalization.apply(channels[c])
+        out[c] = sample(values, coordinates, order)
+    return out.reshape(leading + out_shape)
+
+
+def _warp_sections(channels, transform, out_begin, out_shape, source_begin, order,
+                   normalization, out) -> None:
+    """``warp_block`` of a 3-axis transform, one output section at a time."""
+    slabs = CoordinateSlabs(transform, out_begin, out_shape, source_begin)
+    sections = channels.shape[1]
+    if slabs.planar:
+        planar = np.empty((2, 1, *out_shape[1:]), dtype=np.float32)
+        for i in range(out_shape[0]):
+            z = slabs.planar_slab(i, planar)
+            if z.is_integer():
+                z = int(z)
+                for c in range(channels.shape[0]):
+                    if 0 <= z < sections:
+                        _sample_section(channels[c, z], planar, out[c, i], order,
+                                        normalization)
+                    else:
+                        out[c, i] = 0
+                continue
+            # A fractional section coordinate (scale): interpolate between two sections.
+            coordinates = slabs.evaluate(i, 1)
+            _sample_volume(channels, coordinates, out[:, i:i + 1], order, normalization)
+        return
+    coordinates = np.empty((3, 1, *out_shape[1:]), dtype=np.float32)
+    volumes = channels
+    if normalization is not None and order == 1:
+        # Sections are read in any order: normalize the box once.
+        volumes = normalization.apply(channels)
+        normalization = None
+    for i in range(out_shape[0]):
+        slabs.evaluate(i, 1, coordinates)
+        _sample_volume(volumes, coordinates, out[:, i:i + 1], order, normalization)
+
+
+def _sample_section(image, coordinates, out, order, normalization) -> None:
+    """One output section from one source section; ``coordinates`` ``(2, 1, *out.shape)``."""
+    rows, columns = coordinates[0, 0], coordinates[1, 0]
+    if order == 0:
+        if normalization is None:
+            nearest_section(image, rows, columns, out)
+        else:
+            picked = np.empty(out.shape, dtype=image.dtype)
+            nearest_section(image, rows, columns, picked)
+            normalization.apply(picked, out)
+        return
+    if normalization is not None:
+        image = normalization.apply(image)
+    if remappable(image):
+        bilinear(image, rows, columns, out)
+    else:
+        ndimage.map_coordinates(image, coordinates[:, 0], output=out, order=1,
+                                mode="constant", cval=0, prefilter=False)
+
+
+def _sample_volume(volumes, coordinates, out, order, normalization) -> None:
+    """Output sections (``out``: channels, sections, rows, columns) from the whole source."""
+    for c in range(volumes.shape[0]):
+        if order == 0:
+            if normalization is None:
+                nearest(volumes[c], coordinates, out[c])
+            else:
+                picked = np.empty(out.shape[1:], dtype=volumes.dtype)
+                nearest(volumes[c], coordinates, picked)
+                normalization.apply(picked, out[c])
+            continue
+        volume = volumes[c] if normalization is None else normalization.apply(volumes[c])
+        if volume.dtype.kind == "f" and volume.dtype.itemsize >= 4:
+            trilinear(volume, coordinates, out[c])
+        else:
+            ndimage.map_coordinates(volume, coordinates, output=out[c], order=1,
+                                    mode="constant", cval=0, prefilter=False)
 
 
 def _chunk_ranges(begin: int, size: int, chunk: int) -> list[tuple[int, int]]:
@@ -149,9 +266,9 @@ def _assemble(blocks, block_begins, box_begin, box_end) -> np.ndarray:
 
 
 def _warp_from_blocks(block_begins, box_begin, box_end, transform, out_begin, out_shape, order,
-                      *blocks):
+                      normalization, *blocks):
     source = _assemble(blocks, block_begins, box_begin, box_end)
-    return warp_block(source, transform, out_begin, out_shape, box_begin, order)
+    return warp_block(source, transform, out_begin, out_shape, box_begin, order, normalization)
 
 
 def chunked_warp(
@@ -164,6 +281,7 @@ def chunked_warp(
     chunk_shape: Sequence[int] | int = 64,
     name: str = "warp",
     node_name: str | None = None,
+    normalization: Normalization | None = None,
 ) -> da.Array:
     """Lazily warp ``source`` with ``transform``: a dask array of ``out_shape`` voxels.
 
@@ -185,6 +303,8 @@ def chunked_warp(
         chunk_shape (int or tuple of int): output chunk size per spatial axis.
         name (str): prefix of the task names.
         node_name (str, optional): name of the node, for errors raised inside tasks.
+        normalization (Normalization, optional): a ``Normalize`` of the source fused into
+            the warp (the output has its dtype).
 
     Example:
         >>> t = ElasticTransform((4, 4), rotation=np.pi)
@@ -220,7 +340,8 @@ def chunked_warp(
     source_blocks = source.to_delayed()
     source_blocks = source_blocks.reshape(source_blocks.shape[leading_axes:])
     token = tokenize(source.name, source_begin, transform, out_begin, out_shape, order,
-                     chunk_shape)
+                     chunk_shape, normalization)
+    dtype = source.dtype if normalization is None else np.dtype(normalization.dtype)
     function = _warp_from_blocks if node_name is None else NodeTask(_warp_from_blocks,
                                                                     node_name)
     transform_task = dask.delayed(transform, name=f"{name}-transform-{token}")
@@ -246,10 +367,10 @@ def chunked_warp(
         # Blocks go in as top-level arguments: dask links those without re-optimizing.
         task = dask.delayed(function, pure=True)(
             begins, box_begin, box_end, transform_task, chunk_begin, chunk_size, order,
-            *selected.ravel(), dask_key_name=f"{name}-{token}-{number}",
+            normalization, *selected.ravel(), dask_key_name=f"{name}-{token}-{number}",
         )
         chunks[index] = da.from_delayed(
-            task, shape=leading + chunk_size, dtype=source.dtype,
+            task, shape=leading + chunk_size, dtype=dtype,
             name=f"{name}-block-{token}-{number}",
         )
     return da.block(chunks.tolist())

@@ -29,7 +29,14 @@ from ._elastic import (
     source_box,
     source_coordinates,
 )
-from ._warp import Normalization, chunked_warp, sample, warp_block
+from ._warp import (
+    Normalization,
+    chunked_warp,
+    fused_source,
+    mark_normalized,
+    sample,
+    warp_block,
+)
 
 __all__ = [
     "AxisSampling",
@@ -42,8 +49,10 @@ __all__ = [
     "contract",
     "control_lattice",
     "control_point_counts",
+    "fused_source",
     "mirror_index",
     "plane_rotation",
+    "mark_normalized",
     "quaternion_rotation",
     "sample",
     "section_shifts",

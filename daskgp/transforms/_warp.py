@@ -93,6 +93,36 @@ class Normalization(NamedTuple):
         return np.multiply(out, self.factor, out=out, casting="unsafe")
 
 
+_FUSED = "_daskgp_normalized_from"
+
+
+def mark_normalized(normalized: da.Array, source: da.Array,
+                    normalization: Normalization) -> da.Array:
+    """Record on ``normalized`` (the dask array ``Normalize`` made from ``source``) how to
+    recompute it, so that a warp downstream can read ``source`` and normalize on the fly.
+
+    The record lives on this very array object: any operation in between makes a new array
+    without it, and the warp then reads ``normalized`` as usual.
+    """
+    setattr(normalized, _FUSED, (source, normalization))
+    return normalized
+
+
+def fused_source(data: da.Array) -> tuple[da.Array, Normalization | None]:
+    """The array to read for ``data`` and the normalization to apply on the fly: ``data``'s
+    source if ``mark_normalized`` recorded one, else ``data`` itself.
+
+    Example:
+        >>> source = da.zeros(4, dtype=np.uint8)
+        >>> normalized = mark_normalized(source.astype(np.float32) / 255, source,
+        ...                              Normalization(1 / 255, np.dtype(np.float32)))
+        >>> fused_source(normalized)[0] is source, fused_source(source)[1]
+        (True, None)
+    """
+    record = getattr(data, _FUSED, None)
+    return (data, None) if record is None else record
+
+
 # Dtypes the compiled kernels take (others fall back to map_coordinates).
 _KERNEL_KINDS = "biuf"
 

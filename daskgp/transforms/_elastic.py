@@ -335,23 +335,27 @@ class CoordinateSlabs:
                          out.reshape((self.dims,) + (1,) * self._pad + out.shape[1:]))
         return out
 
-    def planar_slab(self, first: int, out: np.ndarray) -> float:
-        """For a ``planar`` box: section ``first``'s coordinates in the last two axes into
-        ``out`` (``(2, 1, *shape[1:])``), and its (section-wide) first-axis coordinate."""
-        sections = slice(first, first + 1)
+    def planar_slab(self, first: int, out: np.ndarray) -> None:
+        """For a ``planar`` box: the coordinates in the last two axes of the sections
+        ``first`` to ``first + len(out[0]) - 1`` into ``out`` (``(2, count, *shape[1:])``);
+        their first-axis coordinates are ``sections()``."""
+        sections = slice(first, first + out.shape[1])
         index0, weight0 = self._taps[0]
-        arguments = (self._offset, self._matrix, self._u[0][sections])
-        rest = (self._active, self._coefficients, index0[sections], weight0[sections])
-        slab_coordinates(*arguments, self._u[1], self._u[2], *rest, *self._taps[1],
-                         *self._taps[2], self._shifted, self._shifts[sections], self._relative,
-                         np.array([1, 3]), out)
-        # The first axis at the box's first voxel of the section: the same at all its voxels.
+        slab_coordinates(self._offset, self._matrix, self._u[0][sections], self._u[1],
+                         self._u[2], self._active, self._coefficients, index0[sections],
+                         weight0[sections], *self._taps[1], *self._taps[2], self._shifted,
+                         self._shifts[sections], self._relative, np.array([1, 3]), out)
+
+    def sections(self) -> np.ndarray:
+        """For a ``planar`` box: each section's first-axis coordinate (the same at all of its
+        voxels), evaluated at the section's first voxel."""
         (index1, weight1), (index2, weight2) = self._taps[1], self._taps[2]
-        section = np.empty((1, 1, 1, 1), dtype=_DTYPE)
-        slab_coordinates(*arguments, self._u[1][:1], self._u[2][:1], *rest, index1[:1],
-                         weight1[:1], index2[:1], weight2[:1], self._shifted,
-                         self._shifts[sections], self._relative, np.array([0, 1]), section)
-        return float(section[0, 0, 0, 0])
+        values = np.empty((1, self.shape[0], 1, 1), dtype=_DTYPE)
+        slab_coordinates(self._offset, self._matrix, self._u[0], self._u[1][:1],
+                         self._u[2][:1], self._active, self._coefficients, *self._taps[0],
+                         index1[:1], weight1[:1], index2[:1], weight2[:1], self._shifted,
+                         self._shifts, self._relative, np.array([0, 1]), values)
+        return values.ravel()
 
 
 def _round_down(value: float) -> np.floating:

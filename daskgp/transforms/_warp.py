@@ -86,8 +86,15 @@ class Normalization(NamedTuple):
 
     def apply(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """``values.astype(dtype) * factor`` (into ``out`` if given)."""
+        dtype = np.dtype(self.dtype)
+        if type(self.factor) is float and dtype.kind == "f":
+            # A Python float is cast to dtype first (NEP 50): one pass, the same bits.
+            if out is None:
+                out = np.empty(values.shape, dtype=dtype)
+            return np.multiply(values, dtype.type(self.factor), out=out, dtype=dtype,
+                               casting="unsafe")
         if out is None:
-            out = values.astype(self.dtype)
+            out = values.astype(dtype)
         else:
             out[...] = values
         return np.multiply(out, self.factor, out=out, casting="unsafe")
@@ -125,6 +132,8 @@ def fused_source(data: da.Array) -> tuple[da.Array, Normalization | None]:
 
 # Dtypes the compiled kernels take (others fall back to map_coordinates).
 _KERNEL_KINDS = "biuf"
+# Output voxels whose coordinates are evaluated at once (2 x 1 MiB of float32).
+_GROUP_VOXELS = 2**17
 
 
 def warp_block(
@@ -185,21 +194,27 @@ def _warp_sections(channels, transform, out_begin, out_shape, source_begin, orde
     slabs = CoordinateSlabs(transform, out_begin, out_shape, source_begin)
     sections = channels.shape[1]
     if slabs.planar:
-        planar = np.empty((2, 1, *out_shape[1:]), dtype=np.float32)
-        for i in range(out_shape[0]):
-            z = slabs.planar_slab(i, planar)
-            if z.is_integer():
-                z = int(z)
-                for c in range(channels.shape[0]):
-                    if 0 <= z < sections:
-                        _sample_section(channels[c, z], planar, out[c, i], order,
-                                        normalization)
-                    else:
-                        out[c, i] = 0
-                continue
-            # A fractional section coordinate (scale): interpolate between two sections.
-            coordinates = slabs.evaluate(i, 1)
-            _sample_volume(channels, coordinates, out[:, i:i + 1], order, normalization)
+        # Sections in groups of about _GROUP_VOXELS: few kernel calls, a cache-sized buffer.
+        group = max(1, min(out_shape[0], _GROUP_VOXELS // max(1, out_shape[1] * out_shape[2])))
+        planar = np.empty((2, group, *out_shape[1:]), dtype=np.float32)
+        source_sections = slabs.sections()
+        for first in range(0, out_shape[0], group):
+            count = min(group, out_shape[0] - first)
+            slabs.planar_slab(first, planar[:, :count])
+            for j in range(count):
+                i, z = first + j, float(source_sections[first + j])
+                if z.is_integer():
+                    z = int(z)
+                    for c in range(channels.shape[0]):
+                        if 0 <= z < sections:
+                            _sample_section(channels[c, z], planar[:, j:j + 1], out[c, i],
+                                            order, normalization)
+                        else:
+                            out[c, i] = 0
+                    continue
+                # A fractional section coordinate (scale): interpolate between two sections.
+                coordinates = slabs.evaluate(i, 1)
+                _sample_volume(channels, coordinates, out[:, i:i + 1], order, normalization)
         return
     coordinates = np.empty((3, 1, *out_shape[1:]), dtype=np.float32)
     volumes = channels

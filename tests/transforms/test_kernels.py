@@ -176,11 +176,14 @@ def test_section_slabs_equal_the_whole_coordinate_array():
     planar = elastic("planar", 13)
     slabs = CoordinateSlabs(planar, (0, 0, 0), SHAPE, (0, 0, 0))
     whole = source_coordinates(planar, (0, 0, 0), SHAPE)
-    out = np.empty((2, 1, *SHAPE[1:]), np.float32)
-    for i in range(SHAPE[0]):
-        z = slabs.planar_slab(i, out)
-        assert np.all(whole[0, i] == z)
-        assert np.array_equal(out[:, 0], whole[1:, i])
+    out = np.empty((2, 4, *SHAPE[1:]), np.float32)
+    sections = slabs.sections()
+    for first in range(0, SHAPE[0], 4):
+        count = min(4, SHAPE[0] - first)
+        slabs.planar_slab(first, out[:, :count])
+        assert np.array_equal(out[:, :count], whole[1:, first:first + count])
+        for i in range(first, first + count):
+            assert np.all(whole[0, i] == sections[i])
 
 
 def test_kernels_at_and_beyond_the_edges():

@@ -1,7 +1,8 @@
-"""Compiled kernels of the warp: source coordinates of a slab of output voxels, and sampling.
+"""Compiled kernels of the per-voxel work: the warp's coordinates and sampling, and intensity.
 
 numba kernels evaluate coordinates (affine part + separable B-spline + section shifts) and
-sample nearest (any dtype, exact) or trilinear; OpenCV's ``remap`` samples slice-wise bilinear.
+sample nearest (any dtype, exact) or trilinear; OpenCV's ``remap`` samples slice-wise bilinear;
+``scale_shift`` is IntensityAugment's range check, scale, shift and clip in one pass.
 """
 
 from __future__ import annotations
@@ -167,3 +168,21 @@ def bilinear(image: np.ndarray, rows: np.ndarray, columns: np.ndarray,
         image = np.ascontiguousarray(image)
     cv2.remap(image, columns, rows, cv2.INTER_LINEAR, dst=out,
               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+@_jit
+def scale_shift(block, mean, scale, shift, clip, out):
+    """``out = (block - mean) * scale + (mean + shift)`` in the block's precision, clipped to
+    [0, 1] when ``clip``; one pass, the same arithmetic (and bits) as the numpy expression.
+    Returns False (``out`` incomplete) when ``clip`` and a value lies outside [0, 1]."""
+    values, result = block.ravel(), out.ravel()
+    offset = mean + shift
+    for i in range(values.shape[0]):
+        value = values[i]
+        if clip and (value < 0 or value > 1):
+            return False
+        value = (value - mean) * scale + offset
+        if clip:
+            value = min(max(value, 0), 1)
+        result[i] = value
+    return True

@@ -22,7 +22,13 @@ from daskgp.transforms import (
     warp_block,
 )
 from daskgp.transforms._elastic import CoordinateSlabs
-from daskgp.transforms._kernels import bilinear, nearest, nearest_section, trilinear
+from daskgp.transforms._kernels import (
+    bilinear,
+    nearest,
+    nearest_section,
+    scale_shift,
+    trilinear,
+)
 
 SHAPE = (9, 34, 30)
 
@@ -231,3 +237,21 @@ def test_warp_block_of_a_dims_4_transform_uses_the_reference_path():
     begin, _ = source_box(transform, (0, 0, 0, 0), transform.grid_shape)
     out = warp_block(data, transform, (0, 0, 0, 0), (3, 4, 5, 6), begin, 1)
     np.testing.assert_array_equal(out, reference(data, begin, transform, 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("clip", [True, False])
+def test_scale_shift_gives_the_numpy_expressions_bits(dtype, clip):
+    rng = np.random.default_rng(16)
+    block = rng.random((7, 33, 20)).astype(dtype)
+    mean, scale, shift = (dtype(v) for v in (block.mean(dtype=np.float64), 1.3, 0.08))
+    expected = (block - mean) * scale
+    expected += mean + shift
+    if clip:
+        np.clip(expected, 0, 1, out=expected)
+    out = np.empty_like(block)
+    assert scale_shift(block, mean, scale, shift, clip, out)
+    assert np.array_equal(out, expected)
+    assert clip == (out.max() <= 1)
+    block[3, 4, 5] = 1.5
+    assert scale_shift(block, mean, scale, shift, clip, out) is (not clip)

@@ -142,6 +142,38 @@ def trilinear(data, coordinates, out):
                 out[i0, i1, i2] = low * (1.0 - f0) + high * f0
 
 
+@_jit
+def bilinear_integer_section(image, rows, columns, out):
+    """Bilinear interpolation of an integer 2D ``image`` into integer ``out``, as
+    ``map_coordinates(order=1, mode="constant")`` computes it: corner terms
+    ``value * weight_row * weight_column`` summed in C order in float64, rounded half up
+    (unsigned: negatives to 0) and clipped to the output type; 0 outside ``[0, size - 1]``."""
+    s1, s2 = image.shape
+    info = np.iinfo(out.dtype)
+    low, high = np.float64(info.min), np.float64(info.max)
+    unsigned = info.min == 0
+    for i1 in range(out.shape[0]):
+        for i2 in range(out.shape[1]):
+            c1 = np.float64(rows[i1, i2])
+            c2 = np.float64(columns[i1, i2])
+            if not (c1 >= 0.0 and c1 <= s1 - 1 and c2 >= 0.0 and c2 <= s2 - 1):
+                out[i1, i2] = 0
+                continue
+            a1, a2 = math.floor(c1), math.floor(c2)
+            f1, f2 = c1 - a1, c2 - a2
+            b1, b2 = min(a1 + 1, s1 - 1), min(a2 + 1, s2 - 1)
+            t = 0.0
+            t += image[a1, a2] * (1.0 - f1) * (1.0 - f2)
+            t += image[a1, b2] * (1.0 - f1) * f2
+            t += image[b1, a2] * f1 * (1.0 - f2)
+            t += image[b1, b2] * f1 * f2
+            if unsigned:
+                t = t + 0.5 if t > 0 else 0.0
+            else:
+                t = t + 0.5 if t > 0 else t - 0.5
+            out[i1, i2] = min(max(t, low), high)
+
+
 def remappable(image: np.ndarray) -> bool:
     """Whether OpenCV's ``remap`` takes ``image`` (2D float32 or float64 within its limits)."""
     return (image.ndim == 2 and image.dtype in (np.float32, np.float64)

@@ -18,7 +18,14 @@ from scipy import ndimage
 
 from ..names import NodeTask
 from ._elastic import CoordinateSlabs, ElasticTransform, source_box, source_coordinates
-from ._kernels import bilinear, nearest, nearest_section, remappable, trilinear
+from ._kernels import (
+    bilinear,
+    bilinear_integer_section,
+    nearest,
+    nearest_section,
+    remappable,
+    trilinear,
+)
 
 
 def sample(data: np.ndarray, coordinates: np.ndarray, order: int) -> np.ndarray:
@@ -242,6 +249,8 @@ def _sample_section(image, coordinates, out, order, normalization) -> None:
         image = normalization.apply(image)
     if remappable(image):
         bilinear(image, rows, columns, out)
+    elif image.dtype.kind in "iu" and out.dtype == image.dtype:
+        bilinear_integer_section(image, rows, columns, out)
     else:
         ndimage.map_coordinates(image, coordinates[:, 0], output=out, order=1,
                                 mode="constant", cval=0, prefilter=False)

@@ -126,6 +126,19 @@ def test_uint64_labels_above_2_53_are_exact(kind):
     np.testing.assert_array_equal(result, expected * np.uint64(2**40) + np.uint64(2**60 + 1))
 
 
+@pytest.mark.parametrize("kind", ["planar", "misalign"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16])
+def test_linear_interpolation_of_integers_equals_map_coordinates_exactly(kind, dtype):
+    """Interpolatable integer arrays (a uint8 mask) round as map_coordinates does."""
+    transform = elastic(kind, 17)
+    begin, data = source_for(transform, np.uint8, 18)
+    data = data.astype(dtype)
+    warped = chunked_warp(da.from_array(data, chunks=(4, 20, 20)), begin, transform,
+                          (0, 0, 0), SHAPE, order=1, chunk_shape=(5, 11, 13))
+    np.testing.assert_array_equal(warped.compute(scheduler="sync"),
+                                  reference(data, begin, transform, 1))
+
+
 @pytest.mark.parametrize("voxel_size", [(40.0, 4.0, 4.0), (8.0, 8.0, 8.0)])
 def test_3d_rotations_on_anisotropic_grids(voxel_size):
     transform = rotated_3d(7, voxel_size)

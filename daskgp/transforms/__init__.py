@@ -3,7 +3,8 @@
 ``ElasticTransform`` says where each output voxel samples its source; ``source_box`` bounds what
 a box of output voxels reads; ``chunked_warp`` applies a transform to a dask array chunk-wise.
 ``DeformTransform`` is one world-unit transform; its ``GridTransform`` views (one per voxel
-grid) are ``ElasticTransform``s for all of the above.
+grid) are ``ElasticTransform``s for all of the above. ``_kernels`` holds the compiled
+kernels (numba, OpenCV's ``remap``) that ``warp_block`` runs; ``sample`` is the scipy reference.
 """
 
 from ._bspline import (

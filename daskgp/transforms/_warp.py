@@ -1,7 +1,8 @@
 """Chunk-wise warp of a dask array: one task per output chunk, reading its own source box.
 
-Each task evaluates the transform for its own voxels and interpolates from the slice of the
-source that its box (computed halo) covers; the chunks are assembled with ``da.block``.
+Each task evaluates the transform for its own voxels, a few output sections at a time, and
+interpolates (``_kernels``) from the slice of the source that its box (computed halo) covers;
+the chunks are assembled with ``da.block``. ``sample`` is the scipy reference.
 """
 
 from __future__ import annotations
@@ -342,8 +343,9 @@ def chunked_warp(
     Like ``scipy.ndimage.map_coordinates`` applied to the coordinates ``source_coordinates``
     gives for the box ``[out_begin, out_begin + out_shape)``, but split into chunks of
     ``chunk_shape``: the task of a chunk computes only that chunk's coordinates and reads only
-    ``source_box`` of that chunk (from the source blocks that box overlaps). The result is
-    bit-identical for any ``chunk_shape``.
+    ``source_box`` of that chunk (from the source blocks that box overlaps), and interpolates
+    with the compiled kernels (``warp_block``): equal to map_coordinates to float32 rounding
+    (order 1) or exactly (order 0), and bit-identical for any ``chunk_shape``.
 
     Args:
         source (dask.array.Array): the source, its last ``transform.dims`` axes spatial; it

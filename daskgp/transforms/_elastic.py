@@ -6,7 +6,10 @@ proportional to that box, with bounds computed from box corners and control poin
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import math
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -207,7 +210,7 @@ class ElasticTransform:
             for d in range(self.dims):
                 if self._active[d]:
                     if d not in self._hulls:
-                        self._hulls[d] = SplineHull(self.coefficients[d])
+                        self._hulls[d] = _spline_hull(self.coefficients[d])
                     spline_low, spline_high = self._hulls[d].bounds(spans)
                     margin = _SPLINE_BOUND_MARGIN * self._magnitude[d]
                     low[d] = low[d] + _round_down(spline_low - margin)
@@ -356,6 +359,29 @@ class CoordinateSlabs:
                          index1[:1], weight1[:1], index2[:1], weight2[:1], self._shifted,
                          self._shifts, self._relative, np.array([0, 1]), values)
         return values.ravel()
+
+
+_HULLS: collections.OrderedDict = collections.OrderedDict()
+_HULLS_LOCK = threading.Lock()
+_HULLS_KEPT = 32
+
+
+def _spline_hull(coefficients: np.ndarray) -> SplineHull:
+    """The ``SplineHull`` of ``coefficients``, shared by the transforms with equal ones (the
+    arrays of a DeformAugment at one voxel size): subdividing is most of planning's cost."""
+    key = (coefficients.shape, hashlib.blake2b(np.ascontiguousarray(coefficients).data,
+                                               digest_size=16).digest())
+    with _HULLS_LOCK:
+        hull = _HULLS.get(key)
+        if hull is not None:
+            _HULLS.move_to_end(key)
+            return hull
+    hull = SplineHull(coefficients)
+    with _HULLS_LOCK:
+        _HULLS[key] = hull
+        while len(_HULLS) > _HULLS_KEPT:
+            _HULLS.popitem(last=False)
+    return hull
 
 
 def _round_down(value: float) -> np.floating:

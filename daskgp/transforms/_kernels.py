@@ -82,24 +82,33 @@ def slab_coordinates(offset, matrix, positions0, positions1, positions2, active,
                         target[i0, i1, i2] = row[i2] - rel
 
 
+# Output voxels per tile edge of the 3D kernels: a tile's source footprint stays in cache
+# however the rotation turns the rows.
+_TILE = 16
+_ONE = np.float32(1.0)
+
+
 @_jit
 def nearest(data, coordinates, out):
     """``out[i] = data[floor(c + 0.5)]`` at the coordinates ``coordinates[:, i]`` (3 axes),
     0 where a coordinate lies outside ``[0, size - 1]``: ``map_coordinates(order=0,
-    mode="constant")``, exact for every dtype (no float64 round trip)."""
+    mode="constant")``, exact for every dtype (no float64 round trip). Tile by tile."""
     s0, s1, s2 = data.shape
-    for i0 in range(out.shape[0]):
-        for i1 in range(out.shape[1]):
-            for i2 in range(out.shape[2]):
-                c0 = np.float64(coordinates[0, i0, i1, i2])
-                c1 = np.float64(coordinates[1, i0, i1, i2])
-                c2 = np.float64(coordinates[2, i0, i1, i2])
-                if (c0 >= 0.0 and c0 <= s0 - 1 and c1 >= 0.0 and c1 <= s1 - 1
-                        and c2 >= 0.0 and c2 <= s2 - 1):
-                    out[i0, i1, i2] = data[math.floor(c0 + 0.5), math.floor(c1 + 0.5),
-                                           math.floor(c2 + 0.5)]
-                else:
-                    out[i0, i1, i2] = 0
+    n0, n1, n2 = out.shape
+    for t1 in range(0, n1, _TILE):
+        for t2 in range(0, n2, _TILE):
+            for i0 in range(n0):
+                for i1 in range(t1, min(t1 + _TILE, n1)):
+                    for i2 in range(t2, min(t2 + _TILE, n2)):
+                        c0 = np.float64(coordinates[0, i0, i1, i2])
+                        c1 = np.float64(coordinates[1, i0, i1, i2])
+                        c2 = np.float64(coordinates[2, i0, i1, i2])
+                        if (c0 >= 0.0 and c0 <= s0 - 1 and c1 >= 0.0 and c1 <= s1 - 1
+                                and c2 >= 0.0 and c2 <= s2 - 1):
+                            out[i0, i1, i2] = data[math.floor(c0 + 0.5), math.floor(c1 + 0.5),
+                                                   math.floor(c2 + 0.5)]
+                        else:
+                            out[i0, i1, i2] = 0
 
 
 @_jit
@@ -117,29 +126,47 @@ def nearest_section(image, rows, columns, out):
 
 
 @_jit
-def trilinear(data, coordinates, out):
+def _corner(data, i0, i1, i2, factor, normalize):
+    """A source value, normalized (``float32(value) * factor``, ``Normalization``'s bits)."""
+    if normalize:
+        return np.float32(data[i0, i1, i2]) * factor
+    return data[i0, i1, i2]
+
+
+@_jit
+def trilinear(data, coordinates, out, factor=_ONE, normalize=False):
     """Trilinear interpolation (float64 weights) of ``data`` at ``coordinates`` (3 axes), 0
     where a coordinate lies outside ``[0, size - 1]``: ``map_coordinates(order=1,
-    mode="constant")`` for float data."""
+    mode="constant")`` for float data. With ``normalize``, each source value is
+    ``float32(value) * factor`` first (a fused ``Normalize``). Tile by tile."""
     s0, s1, s2 = data.shape
-    for i0 in range(out.shape[0]):
-        for i1 in range(out.shape[1]):
-            for i2 in range(out.shape[2]):
-                c0 = np.float64(coordinates[0, i0, i1, i2])
-                c1 = np.float64(coordinates[1, i0, i1, i2])
-                c2 = np.float64(coordinates[2, i0, i1, i2])
-                if not (c0 >= 0.0 and c0 <= s0 - 1 and c1 >= 0.0 and c1 <= s1 - 1
-                        and c2 >= 0.0 and c2 <= s2 - 1):
-                    out[i0, i1, i2] = 0
-                    continue
-                a0, a1, a2 = math.floor(c0), math.floor(c1), math.floor(c2)
-                f0, f1, f2 = c0 - a0, c1 - a1, c2 - a2
-                b0, b1, b2 = min(a0 + 1, s0 - 1), min(a1 + 1, s1 - 1), min(a2 + 1, s2 - 1)
-                low = ((data[a0, a1, a2] * (1.0 - f2) + data[a0, a1, b2] * f2) * (1.0 - f1)
-                       + (data[a0, b1, a2] * (1.0 - f2) + data[a0, b1, b2] * f2) * f1)
-                high = ((data[b0, a1, a2] * (1.0 - f2) + data[b0, a1, b2] * f2) * (1.0 - f1)
-                        + (data[b0, b1, a2] * (1.0 - f2) + data[b0, b1, b2] * f2) * f1)
-                out[i0, i1, i2] = low * (1.0 - f0) + high * f0
+    n0, n1, n2 = out.shape
+    for t1 in range(0, n1, _TILE):
+        for t2 in range(0, n2, _TILE):
+            for i0 in range(n0):
+                for i1 in range(t1, min(t1 + _TILE, n1)):
+                    for i2 in range(t2, min(t2 + _TILE, n2)):
+                        c0 = np.float64(coordinates[0, i0, i1, i2])
+                        c1 = np.float64(coordinates[1, i0, i1, i2])
+                        c2 = np.float64(coordinates[2, i0, i1, i2])
+                        if not (c0 >= 0.0 and c0 <= s0 - 1 and c1 >= 0.0 and c1 <= s1 - 1
+                                and c2 >= 0.0 and c2 <= s2 - 1):
+                            out[i0, i1, i2] = 0
+                            continue
+                        a0, a1, a2 = math.floor(c0), math.floor(c1), math.floor(c2)
+                        f0, f1, f2 = c0 - a0, c1 - a1, c2 - a2
+                        b0, b1 = min(a0 + 1, s0 - 1), min(a1 + 1, s1 - 1)
+                        b2 = min(a2 + 1, s2 - 1)
+                        g0, g1, g2 = 1.0 - f0, 1.0 - f1, 1.0 - f2
+                        low = ((_corner(data, a0, a1, a2, factor, normalize) * g2
+                                + _corner(data, a0, a1, b2, factor, normalize) * f2) * g1
+                               + (_corner(data, a0, b1, a2, factor, normalize) * g2
+                                  + _corner(data, a0, b1, b2, factor, normalize) * f2) * f1)
+                        high = ((_corner(data, b0, a1, a2, factor, normalize) * g2
+                                 + _corner(data, b0, a1, b2, factor, normalize) * f2) * g1
+                                + (_corner(data, b0, b1, a2, factor, normalize) * g2
+                                   + _corner(data, b0, b1, b2, factor, normalize) * f2) * f1)
+                        out[i0, i1, i2] = low * g0 + high * f0
 
 
 @_jit

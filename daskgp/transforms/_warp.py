@@ -92,6 +92,12 @@ class Normalization(NamedTuple):
     factor: float
     dtype: np.dtype
 
+    def in_kernel(self, values: np.ndarray) -> bool:
+        """Whether the trilinear kernel can normalize ``values`` itself (integers to float32
+        by a Python float: ``float32(value) * float32(factor)``, ``apply``'s bits)."""
+        return (type(self.factor) is float and np.dtype(self.dtype) == np.float32
+                and values.dtype.kind in "iu" and values.dtype.itemsize <= 2)
+
     def apply(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """``values.astype(dtype) * factor`` (into ``out`` if given)."""
         dtype = np.dtype(self.dtype)
@@ -224,15 +230,18 @@ def _warp_sections(channels, transform, out_begin, out_shape, source_begin, orde
                 coordinates = slabs.evaluate(i, 1)
                 _sample_volume(channels, coordinates, out[:, i:i + 1], order, normalization)
         return
-    coordinates = np.empty((3, 1, *out_shape[1:]), dtype=np.float32)
+    group = max(1, min(out_shape[0], _GROUP_VOXELS // max(1, out_shape[1] * out_shape[2])))
+    coordinates = np.empty((3, group, *out_shape[1:]), dtype=np.float32)
     volumes = channels
-    if normalization is not None and order == 1:
+    if normalization is not None and order == 1 and not normalization.in_kernel(channels):
         # Sections are read in any order: normalize the box once.
         volumes = normalization.apply(channels)
         normalization = None
-    for i in range(out_shape[0]):
-        slabs.evaluate(i, 1, coordinates)
-        _sample_volume(volumes, coordinates, out[:, i:i + 1], order, normalization)
+    for first in range(0, out_shape[0], group):
+        count = min(group, out_shape[0] - first)
+        slabs.evaluate(first, count, coordinates[:, :count])
+        _sample_volume(volumes, coordinates[:, :count], out[:, first:first + count], order,
+                       normalization)
 
 
 def _sample_section(image, coordinates, out, order, normalization) -> None:
@@ -267,6 +276,9 @@ def _sample_volume(volumes, coordinates, out, order, normalization) -> None:
                 picked = np.empty(out.shape[1:], dtype=volumes.dtype)
                 nearest(volumes[c], coordinates, picked)
                 normalization.apply(picked, out[c])
+            continue
+        if normalization is not None and normalization.in_kernel(volumes):
+            trilinear(volumes[c], coordinates, out[c], np.float32(normalization.factor), True)
             continue
         volume = volumes[c] if normalization is None else normalization.apply(volumes[c])
         if volume.dtype.kind == "f" and volume.dtype.itemsize >= 4:

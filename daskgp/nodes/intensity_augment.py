@@ -173,10 +173,17 @@ def _scale_shift(block, mean, scale, shift, clip, range_error):
     # In the data's own precision, as gunpowder computes it (no float64 temporaries), in one
     # compiled pass: the numpy expression's bits, without its five temporaries.
     mean, scale, shift = (block.dtype.type(v) for v in (mean, scale, shift))
-    result = np.empty(block.shape, dtype=block.dtype)
-    if not scale_shift(np.ascontiguousarray(block), mean, scale, shift, bool(clip), result):
+    # Elementwise: a transposed block (SimpleAugment's views) is computed in memory order
+    # and transposed back, instead of being copied first.
+    order = tuple(int(a) for a in np.argsort(block.strides, kind="stable")[::-1])
+    inverse = tuple(int(a) for a in np.argsort(order))
+    values = block.transpose(order)
+    if not values.flags.c_contiguous:
+        values, order, inverse = np.ascontiguousarray(block), None, None
+    result = np.empty(values.shape, dtype=block.dtype)
+    if not scale_shift(values, mean, scale, shift, bool(clip), result):
         raise BatchError(range_error)
-    return result
+    return result if order is None else result.transpose(inverse)
 
 
 def _scale_shift_slab(block, scales, shifts, clip, range_error, block_id=None):

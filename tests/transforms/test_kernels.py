@@ -268,3 +268,12 @@ def test_scale_shift_gives_the_numpy_expressions_bits(dtype, clip):
     assert clip == (out.max() <= 1)
     block[3, 4, 5] = 1.5
     assert scale_shift(block, mean, scale, shift, clip, out) is (not clip)
+
+
+def test_equal_coefficients_share_their_spline_hull():
+    first, second = rotated_3d(19), rotated_3d(19)
+    other = rotated_3d(20)
+    boxes = [source_box(t, (0, 0, 0), SHAPE) for t in (first, second, other)]
+    assert boxes[0] == boxes[1]
+    assert first._hulls[0] is second._hulls[0]
+    assert first._hulls[0] is not other._hulls[0]

@@ -216,12 +216,13 @@ class BatchPrefetcher:
     be thread-safe while planning) and computed on one pool of the scheduler's kind owned by
     this object (threads: one thread per core; processes: one process per core, spawned), so
     intra-batch parallelism is kept and nothing outlives ``close()``. At most ``min(num_workers,
-    cores + 1)`` batches are planned or computing at once, the rest wait their turn; on the
-    threads pool an earlier batch's tasks run first (``PriorityPool``). So the first batch
+    cores + 1)`` batches are planned or computing at once (on a cluster: its threads + 1), the
+    rest wait their turn; on the threads pool an earlier batch's tasks run first
+    (``PriorityPool``). So the first batch
     arrives in about one batch's time, and throughput and memory stay those of the best
     setting however far ``num_workers`` exceeds the cores (gunpowder users' habit of 20 or
-    40). On a ``distributed.Client``, up to ``cache_size`` batches are submitted as futures
-    with priorities in request order and the cluster decides the parallelism. ``close()``
+    40). On a ``distributed.Client``, batches are submitted as futures with priorities in
+    request order and the cluster decides the parallelism within them. ``close()``
     cancels batches in flight instead of waiting for them.
 
     Memory: at most ``cache_size`` finished or in-flight batches are held, so the bytes held are
@@ -256,7 +257,11 @@ class BatchPrefetcher:
         self._turn = threading.Condition()
         self._next_turn = start
         self._active = 0
-        self._max_active = max(1, min(num_workers, (os.cpu_count() or 1) + 1))
+        threads = os.cpu_count() or 1
+        if self._client is not None:
+            threads = sum(self._client.nthreads().values()) or 1
+        self._max_active = max(1, min(num_workers if self._client is None else cache_size,
+                                      threads + 1))
         self._pending: collections.deque[tuple[int, Future]] = collections.deque()
         self._next_index = start
         self._closed = False
@@ -272,23 +277,29 @@ class BatchPrefetcher:
 
     def _job(self, index: int):
         with self._turn:
-            # Batches start in request order, at most _max_active at once (the client's
-            # futures run on the cluster and need no turn).
+            # Batches start in request order, at most _max_active computing at once.
             self._turn.wait_for(lambda: self._closed or (
-                self._next_turn == index
-                and (self._client is not None or self._active < self._max_active)))
+                self._next_turn == index and self._active < self._max_active))
             if self._closed:
                 raise CancelledError(f"batch {index}: the prefetcher was closed")
-            self._next_turn += 1
             self._active += 1
-            self._turn.notify_all()
+        release = True
         try:
-            with using_scheduler(self._scheduler):
-                batch = self._plan(index)
+            try:
+                # Planned one at a time, in order (nodes need not be thread-safe planning).
+                with using_scheduler(self._scheduler):
+                    batch = self._plan(index)
+            finally:
+                with self._turn:
+                    self._next_turn += 1
+                    self._turn.notify_all()
             lazy_keys = [key for key, array in batch.arrays.items() if array.is_lazy]
             data = [batch.arrays[key].data for key in lazy_keys] + list(batch.side_effects)
             if self._client is not None:
-                return batch, lazy_keys, self._client.compute(data, priority=-index)
+                futures = self._client.compute(data, priority=-index)
+                release = not futures
+                self._release_when_done(futures)
+                return batch, lazy_keys, futures
             kwargs = {}
             if isinstance(self._pool, PriorityPool):
                 kwargs = {"pool": self._pool.for_priority(index)}
@@ -297,9 +308,28 @@ class BatchPrefetcher:
             values = dask.compute(*data, scheduler=self._scheduler, **kwargs)
             return batch, lazy_keys, values
         finally:
-            with self._turn:
-                self._active -= 1
-                self._turn.notify_all()
+            if release:
+                self._release()
+
+    def _release(self) -> None:
+        with self._turn:
+            self._active -= 1
+            self._turn.notify_all()
+
+    def _release_when_done(self, futures) -> None:
+        """Release the batch's turn once all its cluster futures have finished."""
+        remaining = [len(futures)]
+        lock = threading.Lock()
+
+        def done(_future) -> None:
+            with lock:
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                self._release()
+
+        for future in futures:
+            future.add_done_callback(done)
 
     def _fill(self) -> None:
         while len(self._pending) < self._cache_size:

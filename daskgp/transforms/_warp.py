@@ -186,11 +186,11 @@ def warp_block(
     out = np.empty((channels.shape[0], *out_shape), dtype=dtype)
     if dims in (2, 3) and source.dtype.kind in _KERNEL_KINDS:
         if dims == 2:
-            channels, out3 = channels[:, None], out[:, None]
+            # One section: (2, 1, rows, columns) coordinates, as _sample_section takes them.
             slabs = CoordinateSlabs(transform, out_begin, out_shape, source_begin)
             coordinates = slabs.evaluate(0, out_shape[0])[:, None]
             for c in range(channels.shape[0]):
-                _sample_section(channels[c, 0], coordinates, out3[c, 0], order, normalization)
+                _sample_section(channels[c], coordinates, out[c], order, normalization)
         else:
             _warp_sections(channels, transform, out_begin, out_shape, source_begin, order,
                            normalization, out)

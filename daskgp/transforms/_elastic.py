@@ -263,9 +263,11 @@ class CoordinateSlabs:
             (default: the frame origin, ``transform.origin``).
 
     Example:
-        >>> slabs = CoordinateSlabs(ElasticTransform((2, 3)), (0, 0), (2, 3), (0, 0))
-        >>> slabs.evaluate(1, 1).tolist()
-        [[[1.0, 1.0, 1.0]], [[0.0, 1.0, 2.0]]]
+        >>> slabs = CoordinateSlabs(ElasticTransform((4, 2, 3)), (0, 0, 0), (4, 2, 3),
+        ...                         (0, 0, 0))
+        >>> slabs.evaluate(1, 1)[:, 0].tolist()
+        [[[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]], [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]],
+         [[0.0, 1.0, 2.0], [0.0, 1.0, 2.0]]]
     """
 
     def __init__(self, transform: ElasticTransform, begin: Sequence[int],

@@ -216,7 +216,7 @@ class BatchPrefetcher:
     be thread-safe while planning) and computed on one pool of the scheduler's kind owned by
     this object (threads: one thread per core; processes: one process per core, spawned), so
     intra-batch parallelism is kept and nothing outlives ``close()``. At most ``min(num_workers,
-    cores + 1)`` batches are planned or computing at once (on a cluster: its threads + 1), the
+    max(cores, 2))`` batches are planned or computing at once (on a cluster: its threads), the
     rest wait their turn; on the threads pool an earlier batch's tasks run first
     (``PriorityPool``). So the first batch
     arrives in about one batch's time, and throughput and memory stay those of the best
@@ -260,8 +260,10 @@ class BatchPrefetcher:
         threads = os.cpu_count() or 1
         if self._client is not None:
             threads = sum(self._client.nthreads().values()) or 1
+        # As many batches as threads (at least 2, so that planning overlaps computing): more
+        # only share the cores and delay the first batch (benchmarks/precache.py).
         self._max_active = max(1, min(num_workers if self._client is None else cache_size,
-                                      threads + 1))
+                                      max(2, threads)))
         self._pending: collections.deque[tuple[int, Future]] = collections.deque()
         self._next_index = start
         self._closed = False

@@ -63,7 +63,9 @@ def ensure_gunpowder_venv() -> Path:
 
 def run_worker(python: str, script: str, engine: str, *args: str) -> dict:
     """Run ``script --worker engine *args`` with ``python``; return the JSON it prints last."""
-    env = dict(os.environ, PYTHONPATH=str(HERE))
+    # The benchmarks, then this checkout (not whatever daskgp is installed), then the rest.
+    path = [str(HERE), str(HERE.parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
     output = subprocess.run([python, str(HERE / script), "--worker", engine, *args],
                             capture_output=True, text=True, env=env, cwd=str(HERE.parent))
     if output.returncode != 0:

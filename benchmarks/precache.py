@@ -1,8 +1,12 @@
-"""PreCache throughput and memory: the seed pipeline at num_workers 1, 2, 4 on the threads
-scheduler and on a LocalCluster, plus a soak run with RSS sampled over time.
+"""PreCache at gunpowder users' settings: the seed pipeline behind PreCache(cache_size=40,
+num_workers=N) for N = 1, 2, 20, 40, on the threads scheduler and on a LocalCluster, plus a
+soak run with RSS sampled over time.
 
-Run: python -m benchmarks.precache [--batches 20] [--soak-batches 2000]
-Prints batches/s and peak RSS per setting, ratios against num_workers=1, and the soak's RSS
+Run: python -m benchmarks.precache [--batches 20] [--soak-batches 2000] [--quick]
+Prints, per setting, the first batch's latency (from the first request of a fresh build;
+median of 3 builds),
+batches/s after it, peak RSS (with cluster workers) and the time to leave build() with
+batches in flight; the ratios of 20 and 40 workers to the best setting; the soak's RSS
 drift; writes benchmarks/results/precache.json and precache.png.
 """
 
@@ -11,27 +15,58 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 
 import daskgp as gp
 from benchmarks._common import PeakRss, ensure_dataset, rss_bytes, seed_pipeline
 
-WORKERS = (1, 2, 4)
+WORKERS = (1, 2, 20, 40)
+CACHE_SIZE = 40
 
 
-def throughput(path: Path, scheduler, num_workers: int, batches: int) -> dict:
+def first_batch_seconds(path: Path, scheduler, num_workers: int, repeats: int) -> list:
+    """Seconds from a fresh build's first request to its first batch, ``repeats`` times."""
     pipeline, request = seed_pipeline(path)
-    cached = pipeline + gp.PreCache(cache_size=2 * num_workers, num_workers=num_workers)
+    cached = pipeline + gp.PreCache(cache_size=CACHE_SIZE, num_workers=num_workers)
     kwargs = {"client": scheduler} if not isinstance(scheduler, str) else {"scheduler": scheduler}
-    with gp.build(cached, seed=0, **kwargs) as p:
-        p.request_batch(request)  # warm-up: imports, file handles, first plans
-        with PeakRss() as peak:
+    seconds = []
+    for _ in range(repeats):
+        with gp.build(cached, seed=0, **kwargs) as p:
+            start = time.perf_counter()
+            p.request_batch(request)
+            seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def throughput(path: Path, scheduler, num_workers: int, batches: int,
+               repeats: int = 3) -> dict:
+    """First-batch latency (median of ``repeats`` fresh builds and the timed one), then
+    batches/s over ``batches`` more, peak RSS and the time to leave build()."""
+    firsts = first_batch_seconds(path, scheduler, num_workers, repeats - 1)
+    pipeline, request = seed_pipeline(path)
+    cached = pipeline + gp.PreCache(cache_size=CACHE_SIZE, num_workers=num_workers)
+    kwargs = {"client": scheduler} if not isinstance(scheduler, str) else {"scheduler": scheduler}
+    with PeakRss() as peak:
+        build = gp.build(cached, seed=0, **kwargs)
+        p = build.__enter__()
+        try:
+            start = time.perf_counter()
+            p.request_batch(request)
+            first = time.perf_counter() - start
             start = time.perf_counter()
             for _ in range(batches):
                 p.request_batch(request)
             seconds = time.perf_counter() - start
-    return {"batches_per_s": batches / seconds, "peak_rss_mb": peak.peak / 2**20}
+        finally:
+            leave = time.perf_counter()
+            build.__exit__(None, None, None)
+            leave = time.perf_counter() - leave
+    firsts.append(first)
+    return {"first_batch_s": statistics.median(firsts), "first_batch_samples_s": firsts,
+            "batches_per_s": batches / seconds,
+            "peak_rss_mb": peak.peak / 2**20, "teardown_s": leave}
 
 
 def soak(path: Path, batches: int, num_workers: int) -> dict:
@@ -58,19 +93,22 @@ def plot(results: dict, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
     for name, rows in results["throughput"].items():
         workers = [int(w) for w in rows]
-        axes[0].plot(workers, [rows[w]["batches_per_s"] for w in rows], "o-", label=name)
-        axes[1].plot(workers, [rows[w]["peak_rss_mb"] for w in rows], "o-", label=name)
-    axes[0].set(xlabel="num_workers", ylabel="batches / s", title="PreCache throughput")
-    axes[1].set(xlabel="num_workers", ylabel="peak RSS (MiB, incl. workers)", title="memory")
-    for ax in axes[:2]:
+        for ax, metric in zip(axes, ("batches_per_s", "first_batch_s", "peak_rss_mb"),
+                              strict=False):
+            ax.plot(workers, [rows[w][metric] for w in rows], "o-", label=name)
+    for ax, (ylabel, title) in zip(axes, [("batches / s", "PreCache(40, N) throughput"),
+                                          ("seconds", "first batch"),
+                                          ("peak RSS (MiB, incl. workers)", "memory")],
+                                   strict=False):
+        ax.set(xlabel="num_workers", ylabel=ylabel, title=title, xscale="log")
         ax.legend()
     if results.get("soak"):
         samples = results["soak"]["samples"]
-        axes[2].plot([s[0] for s in samples], [s[2] for s in samples])
-        axes[2].set(xlabel="batch", ylabel="RSS (MiB)", title="soak (threads)")
+        axes[3].plot([s[0] for s in samples], [s[2] for s in samples])
+        axes[3].set(xlabel="batch", ylabel="RSS (MiB)", title="soak (threads)")
     fig.tight_layout()
     fig.savefig(out)
 
@@ -79,14 +117,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--soak-batches", type=int, default=2000)
+    parser.add_argument("--quick", action="store_true",
+                        help="6 batches per setting, no soak")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
+    if args.quick:
+        args.batches, args.soak_batches = 6, 0
     args.out.mkdir(parents=True, exist_ok=True)
     path = ensure_dataset("em_200x1000x1000", (200, 1000, 1000))
     print(f"cores seen: {os.cpu_count()}")
 
     import distributed
 
+    warm = gp.build(seed_pipeline(path)[0], scheduler="threads")  # imports, file handles
+    with warm as p:
+        p.request_batch(seed_pipeline(path)[1])
     results = {"cores": os.cpu_count(), "throughput": {"threads": {}, "LocalCluster(2x1)": {}}}
     for workers in WORKERS:
         results["throughput"]["threads"][workers] = throughput(path, "threads", workers,
@@ -98,11 +143,18 @@ def main() -> None:
             results["throughput"]["LocalCluster(2x1)"][workers] = throughput(
                 path, client, workers, args.batches)
     for name, rows in results["throughput"].items():
-        base = rows[1]["batches_per_s"]
+        best = {"first_batch_s": min(r["first_batch_s"] for r in rows.values()),
+                "batches_per_s": max(r["batches_per_s"] for r in rows.values()),
+                "peak_rss_mb": min(r["peak_rss_mb"] for r in rows.values())}
         for workers, row in rows.items():
-            row["speedup_vs_1"] = row["batches_per_s"] / base
-            print(f"{name:>18} num_workers={workers}: {row['batches_per_s']:.2f} batches/s "
-                  f"({row['speedup_vs_1']:.2f}x vs 1), peak RSS {row['peak_rss_mb']:.0f} MiB")
+            row["first_batch_over_best"] = row["first_batch_s"] / best["first_batch_s"]
+            row["batches_per_s_over_best"] = row["batches_per_s"] / best["batches_per_s"]
+            row["peak_rss_over_best"] = row["peak_rss_mb"] / best["peak_rss_mb"]
+            print(f"{name:>18} num_workers={workers:>2}: first batch {row['first_batch_s']:.2f} s "
+                  f"({row['first_batch_over_best']:.2f}x best), {row['batches_per_s']:.2f} "
+                  f"batches/s ({row['batches_per_s_over_best']:.2f}x best), peak RSS "
+                  f"{row['peak_rss_mb']:.0f} MiB ({row['peak_rss_over_best']:.2f}x best), "
+                  f"teardown {row['teardown_s']:.2f} s")
     if args.soak_batches:
         results["soak"] = soak(path, args.soak_batches, num_workers=2)
         s = results["soak"]

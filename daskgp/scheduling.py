@@ -10,11 +10,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import contextvars
+import heapq
+import itertools
 import multiprocessing
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
 
 import dask
 
@@ -106,15 +108,122 @@ def is_client(scheduler) -> bool:
     return hasattr(scheduler, "gather") and hasattr(scheduler, "compute")
 
 
+class PriorityPool:
+    """A thread pool whose queued tasks run lowest priority first (FIFO among equals), shared
+    by the computes of several batches: dask's threaded scheduler gets one view per batch
+    (``for_priority(batch_index)``, its ``pool=``), so an earlier batch's ready tasks always
+    run before a later one's and batches finish in request order.
+
+    ``cancel()`` cancels every queued task and every later submission: the computes waiting
+    on them raise ``CancelledError`` at once instead of running to the end.
+
+    Args:
+        workers (int): threads.
+
+    Example:
+        >>> pool = PriorityPool(1)
+        >>> dask.compute(dask.delayed(sum)([1, 2]), pool=pool.for_priority(0))
+        (3,)
+        >>> pool.shutdown()
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._max_workers = int(workers)
+        self._queue: list = []
+        self._count = itertools.count()
+        self._condition = threading.Condition()
+        self._cancelled = False
+        self._stopped = False
+        self._threads = [threading.Thread(target=self._run, name=f"daskgp-compute-{i}",
+                                          daemon=True) for i in range(self._max_workers)]
+        for thread in self._threads:
+            thread.start()
+
+    def for_priority(self, priority) -> _PriorityView:
+        """A view whose ``submit`` queues with ``priority`` (what ``dask.compute(pool=)``
+        takes)."""
+        return _PriorityView(self, priority)
+
+    def submit(self, priority, fn, *args, **kwargs) -> Future:
+        """Queue ``fn(*args, **kwargs)`` with ``priority``; a cancelled future once
+        ``cancel()`` was called."""
+        future: Future = Future()
+        context = contextvars.copy_context()
+        with self._condition:
+            if self._cancelled or self._stopped:
+                future.cancel()
+                return future
+            heapq.heappush(self._queue, (priority, next(self._count), future, context, fn,
+                                         args, kwargs))
+            self._condition.notify()
+        return future
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._queue and not self._stopped:
+                    self._condition.wait()
+                if not self._queue:
+                    return
+                _, _, future, context, fn, args, kwargs = heapq.heappop(self._queue)
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = context.run(fn, *args, **kwargs)
+            except BaseException as error:  # handed to the waiting compute
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+    def cancel(self) -> None:
+        """Cancel the queued tasks and all later submissions (running tasks finish)."""
+        with self._condition:
+            self._cancelled = True
+            queued, self._queue = self._queue, []
+        for entry in queued:
+            entry[2].cancel()
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the threads once the queue is empty (``cancel()`` first to drop it)."""
+        with self._condition:
+            self._stopped = True
+            self._condition.notify_all()
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+
+class _PriorityView:
+    """One batch's view of a ``PriorityPool``: ``submit`` with a fixed priority."""
+
+    # dask submits at most ``_max_workers`` ready tasks of a compute at once; queueing more
+    # than the threads keeps an earlier batch's next tasks in the queue, ahead of later ones.
+    _QUEUED_PER_THREAD = 4
+
+    def __init__(self, pool: PriorityPool, priority) -> None:
+        self._pool = pool
+        self._priority = priority
+        self._max_workers = pool._max_workers * self._QUEUED_PER_THREAD
+
+    def submit(self, fn, *args, **kwargs) -> Future:
+        return self._pool.submit(self._priority, fn, *args, **kwargs)
+
+
 class BatchPrefetcher:
     """Compute batches ``start, start + 1, ...`` ahead of use, at most ``cache_size`` at once.
 
-    Locally, ``num_workers`` threads each plan (one at a time, under a lock: nodes are not
-    required to be thread-safe while planning) and compute one batch; their computes share one
-    pool of the scheduler's kind owned by this object (threads: one thread per core; processes:
-    one process per core, spawned), so intra-batch parallelism is kept and nothing outlives
-    ``close()``. On a ``distributed.Client``, up to ``cache_size`` batches are submitted as
-    futures and the cluster decides the parallelism.
+    Locally, batches are planned in request order (one at a time: nodes are not required to
+    be thread-safe while planning) and computed on one pool of the scheduler's kind owned by
+    this object (threads: one thread per core; processes: one process per core, spawned), so
+    intra-batch parallelism is kept and nothing outlives ``close()``. At most ``min(num_workers,
+    max(cores, 2))`` batches are planned or computing at once (on a cluster: its threads), the
+    rest wait their turn; on the threads pool an earlier batch's tasks run first
+    (``PriorityPool``). So the first batch
+    arrives in about one batch's time, and throughput and memory stay those of the best
+    setting however far ``num_workers`` exceeds the cores (gunpowder users' habit of 20 or
+    40). On a ``distributed.Client``, batches are submitted as futures with priorities in
+    request order and the cluster decides the parallelism within them. ``close()``
+    cancels batches in flight instead of waiting for them.
 
     Memory: at most ``cache_size`` finished or in-flight batches are held, so the bytes held are
     at most ``cache_size x batch_bytes`` plus the scheduler's working set. On glibc, starting a
@@ -145,7 +254,16 @@ class BatchPrefetcher:
         self._scheduler = scheduler
         self._client = scheduler if is_client(scheduler) else None
         self._cache_size = cache_size
-        self._plan_lock = threading.Lock()
+        self._turn = threading.Condition()
+        self._next_turn = start
+        self._active = 0
+        threads = os.cpu_count() or 1
+        if self._client is not None:
+            threads = sum(self._client.nthreads().values()) or 1
+        # As many batches as threads (at least 2, so that planning overlaps computing): more
+        # only share the cores and delay the first batch (benchmarks/precache.py).
+        self._max_active = max(1, min(num_workers if self._client is None else cache_size,
+                                      max(2, threads)))
         self._pending: collections.deque[tuple[int, Future]] = collections.deque()
         self._next_index = start
         self._closed = False
@@ -154,22 +272,66 @@ class BatchPrefetcher:
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="daskgp-precache")
         self._pool = None
         if scheduler == "threads":
-            self._pool = ThreadPoolExecutor(os.cpu_count() or 1,
-                                            thread_name_prefix="daskgp-compute")
+            self._pool = PriorityPool(os.cpu_count() or 1)
         elif scheduler == "processes":
             self._pool = ProcessPoolExecutor(os.cpu_count() or 1,
                                              mp_context=multiprocessing.get_context("spawn"))
 
     def _job(self, index: int):
-        with self._plan_lock, using_scheduler(self._scheduler):
-            batch = self._plan(index)
-        lazy_keys = [key for key, array in batch.arrays.items() if array.is_lazy]
-        data = [batch.arrays[key].data for key in lazy_keys] + list(batch.side_effects)
-        if self._client is not None:
-            return batch, lazy_keys, self._client.compute(data)
-        kwargs = {} if self._pool is None else {"pool": self._pool}
-        values = dask.compute(*data, scheduler=self._scheduler, **kwargs)
-        return batch, lazy_keys, values
+        with self._turn:
+            # Batches start in request order, at most _max_active computing at once.
+            self._turn.wait_for(lambda: self._closed or (
+                self._next_turn == index and self._active < self._max_active))
+            if self._closed:
+                raise CancelledError(f"batch {index}: the prefetcher was closed")
+            self._active += 1
+        release = True
+        try:
+            try:
+                # Planned one at a time, in order (nodes need not be thread-safe planning).
+                with using_scheduler(self._scheduler):
+                    batch = self._plan(index)
+            finally:
+                with self._turn:
+                    self._next_turn += 1
+                    self._turn.notify_all()
+            lazy_keys = [key for key, array in batch.arrays.items() if array.is_lazy]
+            data = [batch.arrays[key].data for key in lazy_keys] + list(batch.side_effects)
+            if self._client is not None:
+                futures = self._client.compute(data, priority=-index)
+                release = not futures
+                self._release_when_done(futures)
+                return batch, lazy_keys, futures
+            kwargs = {}
+            if isinstance(self._pool, PriorityPool):
+                kwargs = {"pool": self._pool.for_priority(index)}
+            elif self._pool is not None:
+                kwargs = {"pool": self._pool}
+            values = dask.compute(*data, scheduler=self._scheduler, **kwargs)
+            return batch, lazy_keys, values
+        finally:
+            if release:
+                self._release()
+
+    def _release(self) -> None:
+        with self._turn:
+            self._active -= 1
+            self._turn.notify_all()
+
+    def _release_when_done(self, futures) -> None:
+        """Release the batch's turn once all its cluster futures have finished."""
+        remaining = [len(futures)]
+        lock = threading.Lock()
+
+        def done(_future) -> None:
+            with lock:
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                self._release()
+
+        for future in futures:
+            future.add_done_callback(done)
 
     def _fill(self) -> None:
         while len(self._pending) < self._cache_size:
@@ -193,17 +355,25 @@ class BatchPrefetcher:
         return batch.with_computed(keys, values[: len(keys)])
 
     def close(self) -> None:
-        """Cancel what has not started, wait for what has, release every thread and process."""
+        """Cancel the batches in flight (their queued tasks; running tasks finish), release
+        every thread and process."""
         if self._closed:
             return
-        self._closed = True
+        with self._turn:
+            self._closed = True
+            self._turn.notify_all()
         for _, future in self._pending:
             future.cancel()
+        if isinstance(self._pool, PriorityPool):
+            self._pool.cancel()
+        elif self._pool is not None:
+            # Queued tasks are dropped, running ones (one per process) finish.
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self._executor.shutdown(wait=True, cancel_futures=True)
         for _, future in self._pending:
             if self._client is not None and future.done() and not future.cancelled():
                 if future.exception() is None:
                     self._client.cancel(future.result()[2])
         self._pending.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        if isinstance(self._pool, PriorityPool):
+            self._pool.shutdown(wait=True)

@@ -26,6 +26,7 @@ from ..transforms import (
     GridTransform,
     chunked_warp,
     control_lattice,
+    fused_source,
     plane_rotation,
     quaternion_rotation,
     source_box,
@@ -228,10 +229,12 @@ class DeformAugment(BatchFilter):
             interpolatable = self.spec[key].interpolatable
             if interpolatable is None:
                 interpolatable = guess_interpolatable(array.data.dtype)
+            # A Normalize right upstream is fused: read its input, normalize in the warp.
+            source, normalization = fused_source(array.data)
             data = chunked_warp(
-                array.data, tuple(source_begin), grid, (0,) * grid.dims, grid.grid_shape,
+                source, tuple(source_begin), grid, (0,) * grid.dims, grid.grid_shape,
                 order=1 if interpolatable else 0, chunk_shape=self.chunk_shape, name=prefix,
-                node_name=self.name(),
+                node_name=self.name(), normalization=normalization,
             )
             outputs[key] = Array(data, spec, array.attrs)
         for key in request.graph_specs:

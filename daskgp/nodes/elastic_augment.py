@@ -23,6 +23,7 @@ from ..transforms import (
     ElasticTransform,
     chunked_warp,
     control_point_counts,
+    fused_source,
     section_shifts,
     source_box,
     spline_coefficients,
@@ -175,10 +176,12 @@ class ElasticAugment(BatchFilter):
             interpolatable = self.spec[key].interpolatable
             if interpolatable is None:
                 interpolatable = guess_interpolatable(array.data.dtype)
+            # A Normalize right upstream is fused: read its input, normalize in the warp.
+            source, normalization = fused_source(array.data)
             data = chunked_warp(
-                array.data, source_begin, plan.transform, out_begin, out_shape,
+                source, source_begin, plan.transform, out_begin, out_shape,
                 order=1 if interpolatable else 0, chunk_shape=self.chunk_shape,
-                name=task_prefix(self.name()), node_name=self.name(),
+                name=task_prefix(self.name()), node_name=self.name(), normalization=normalization,
             )
             outputs[key] = Array(data, spec, array.attrs)
         for key in request.graph_specs:

@@ -18,6 +18,7 @@ from ..keys import ArrayKey
 from ..names import task_prefix
 from ..provider import BatchFilter
 from ..request import BatchRequest
+from ..transforms._kernels import scale_shift
 
 
 class IntensityAugment(BatchFilter):
@@ -169,15 +170,20 @@ class IntensityAugment(BatchFilter):
 
 def _scale_shift(block, mean, scale, shift, clip, range_error):
     """``mean + (block - mean) * scale + shift``, clipped to [0, 1] when ``clip``."""
-    if clip and block.size and (block.min() < 0 or block.max() > 1):
+    # In the data's own precision, as gunpowder computes it (no float64 temporaries), in one
+    # compiled pass: the numpy expression's bits, without its five temporaries.
+    mean, scale, shift = (block.dtype.type(v) for v in (mean, scale, shift))
+    # Elementwise: a transposed block (SimpleAugment's views) is computed in memory order
+    # and transposed back, instead of being copied first.
+    order = tuple(int(a) for a in np.argsort(block.strides, kind="stable")[::-1])
+    inverse = tuple(int(a) for a in np.argsort(order))
+    values = block.transpose(order)
+    if not values.flags.c_contiguous:
+        values, order, inverse = np.ascontiguousarray(block), None, None
+    result = np.empty(values.shape, dtype=block.dtype)
+    if not scale_shift(values, mean, scale, shift, bool(clip), result):
         raise BatchError(range_error)
-    # In the data's own precision, as gunpowder computes it (no float64 temporaries).
-    mean, scale, shift = (np.asarray(v, dtype=block.dtype) for v in (mean, scale, shift))
-    result = (block - mean) * scale
-    result += mean + shift
-    if clip:
-        np.clip(result, 0, 1, out=result)
-    return result.astype(block.dtype, copy=False)
+    return result if order is None else result.transpose(inverse)
 
 
 def _scale_shift_slab(block, scales, shifts, clip, range_error, block_id=None):

@@ -15,6 +15,7 @@ from ..keys import ArrayKey
 from ..names import task_prefix
 from ..provider import BatchFilter
 from ..request import BatchRequest
+from ..transforms import Normalization, mark_normalized
 
 
 class Normalize(BatchFilter):
@@ -80,6 +81,10 @@ class Normalize(BatchFilter):
         name = f"{task_prefix(self.name())}-{tokenize(array.data.name, factor, self.dtype)}"
         data = da.map_blocks(_normalize_block, array.data, factor, self.dtype, check_range,
                              where, dtype=self.dtype, name=name)
+        if not check_range:
+            # A warp downstream (ElasticAugment, DeformAugment) may read array.data instead
+            # and normalize each section as it interpolates: the same bits, one pass less.
+            data = mark_normalized(data, array.data, Normalization(factor, self.dtype))
         spec = array.spec.copy()
         spec.dtype = self.dtype
         outputs = Batch()

@@ -4,7 +4,8 @@
 a box of output voxels reads; ``chunked_warp`` applies a transform to a dask array chunk-wise;
 ``invert_points`` moves points where their image content goes.
 ``DeformTransform`` is one world-unit transform; its ``GridTransform`` views (one per voxel
-grid) are ``ElasticTransform``s for all of the above.
+grid) are ``ElasticTransform``s for all of the above. ``_kernels`` holds the compiled
+kernels (numba, OpenCV's ``remap``) that ``warp_block`` runs; ``sample`` is the scipy reference.
 """
 
 from ._bspline import (
@@ -31,7 +32,14 @@ from ._elastic import (
     source_coordinates,
 )
 from ._points import invert_points, transform_sample, warp_locations
-from ._warp import chunked_warp, sample, warp_block
+from ._warp import (
+    Normalization,
+    chunked_warp,
+    fused_source,
+    mark_normalized,
+    sample,
+    warp_block,
+)
 
 __all__ = [
     "AxisSampling",
@@ -39,13 +47,16 @@ __all__ = [
     "ElasticTransform",
     "GridTransform",
     "KnotSampling",
+    "Normalization",
     "chunked_warp",
     "contract",
     "control_lattice",
     "control_point_counts",
     "invert_points",
+    "fused_source",
     "mirror_index",
     "plane_rotation",
+    "mark_normalized",
     "quaternion_rotation",
     "sample",
     "section_shifts",

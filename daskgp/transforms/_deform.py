@@ -335,27 +335,13 @@ class GridTransform(ElasticTransform):
         self._shifted = [False] * dims
         self._init_frame()
 
-    def _affine(self, positions: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """``offset + M (p - center)`` in the frame, per axis, as broadcastable float32 arrays.
-
-        Every term is monotone in one position and the terms are added in a fixed order (in
-        float64, rounded once to float32), so the result is monotone in each position and
-        its extremes over a box are attained at the box's corners.
-        """
-        dims = self.dims
+    def _affine_terms(self, positions: Sequence[np.ndarray]):
+        """``(offset, matrix, u)``: the affine part is ``offset[d] + sum_e matrix[d, e] *
+        u[e]`` (``ElasticTransform._affine``), ``u[e]`` the world offsets from the centre of
+        the voxel centres at ``positions[e]``."""
         centred = _centred(positions, self.grid_begin, self.voxel_size, self.transform.center)
-        result = []
-        for d in range(dims):
-            terms = [self._matrix[d, e] * centred[e] for e in range(dims)
-                     if self._matrix[d, e] != 0.0]
-            total = self._offset[d] - float(self.origin[d])
-            for term in terms[:-1]:
-                total = total + term
-            # The last, largest addition rounds straight into float32.
-            out = np.empty(np.broadcast_shapes(np.shape(total), terms[-1].shape), dtype=_DTYPE)
-            np.add(total, terms[-1], out=out, casting="same_kind")
-            result.append(out)
-        return result
+        u = [values.ravel() for values in centred]
+        return self._offset - self.origin.astype(np.float64), self._matrix, u
 
     def __dask_tokenize__(self):
         from dask.base import tokenize

@@ -6,12 +6,16 @@ proportional to that box, with bounds computed from box corners and control poin
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import math
+import threading
 from collections.abc import Sequence
 
 import numpy as np
 
 from ._bspline import AxisSampling, SplineHull, contract
+from ._kernels import slab_coordinates
 
 # Coordinates are float32, as gunpowder's transformations: half the memory traffic of float64,
 # and map_coordinates reads them faster. Their rounding (~1e-5 voxels) is far below what the
@@ -128,33 +132,45 @@ class ElasticTransform:
         low, _ = self._frame_bounds((0,) * self.dims, self.grid_shape)
         self.origin = np.floor(low).astype(np.int64) - _FRAME_MARGIN
 
-    def _affine(self, positions: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """``c + scale * R(x - c)`` in the frame, per axis, as broadcastable float32 arrays.
-
-        Every operation (in float64, then rounded to float32) is monotone in each position,
-        in floating point too, so the extremes over a box are attained at its corners.
-        """
+    def _affine_terms(self, positions: Sequence[np.ndarray]):
+        """``(offset, matrix, u)`` with the affine part ``offset[d] + sum_e matrix[d, e] *
+        u[e]`` in the frame: ``u[e]`` (float64, 1D) the offsets of ``positions[e]`` from the
+        centre, ``matrix`` scale times the rotation of the last two axes."""
         dims = self.dims
-        grids = []
-        for d, x in enumerate(positions):
-            shape = [1] * dims
-            shape[d] = len(x)
-            grids.append(np.asarray(x, dtype=np.float64).reshape(shape))
-        offsets = [grids[d] - self.center[d] for d in range(dims)]
-        frame_center = self.center - self.origin
-        result = [frame_center[d] + self.scale * offsets[d] for d in range(dims)]
+        matrix = self.scale * np.eye(dims)
         if self.rotation != 0.0:
             a, b = dims - 2, dims - 1
-            result[a] = frame_center[a] + self.scale * (
-                self._cos * offsets[a] + self._sin * offsets[b]
-            )
-            result[b] = frame_center[b] + self.scale * (
-                self._cos * offsets[b] - self._sin * offsets[a]
-            )
-        return [r.astype(_DTYPE) for r in result]
+            matrix[a, a], matrix[a, b] = self.scale * self._cos, self.scale * self._sin
+            matrix[b, a], matrix[b, b] = -self.scale * self._sin, self.scale * self._cos
+        u = [np.asarray(x, dtype=np.float64) - self.center[e] for e, x in enumerate(positions)]
+        return self.center - self.origin, matrix, u
+
+    def _affine(self, positions: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The affine part in the frame, per axis, as broadcastable float32 arrays:
+        ``offset[d] + matrix[d, 0] * u[0] + matrix[d, 1] * u[1] + ...`` summed in that order
+        in float64 and rounded once (``_affine_terms``; the kernel's arithmetic too).
+
+        Every term is monotone in one position and rounding is monotone, so the result is
+        monotone in each position and its extremes over a box are attained at its corners.
+        """
+        offset, matrix, u = self._affine_terms(positions)
+        grids = []
+        for e, values in enumerate(u):
+            shape = [1] * self.dims
+            shape[e] = len(values)
+            grids.append(values.reshape(shape))
+        result = []
+        for d in range(self.dims):
+            total = offset[d]
+            for e in range(self.dims):
+                total = total + matrix[d, e] * grids[e]
+            result.append(np.asarray(total).astype(_DTYPE))
+        return result
 
     def _frame_coordinates(self, begin: Sequence[int], shape: Sequence[int]) -> np.ndarray:
         """Source coordinates (frame) of the voxels in the box, ``(dims, *shape)``."""
+        if self.dims <= 3:
+            return CoordinateSlabs(self, begin, shape).evaluate(0, shape[0])
         positions = [np.arange(b, b + s) for b, s in zip(begin, shape, strict=True)]
         affine = self._affine(positions)
         coordinates = np.empty((self.dims, *shape), dtype=_DTYPE)
@@ -194,7 +210,7 @@ class ElasticTransform:
             for d in range(self.dims):
                 if self._active[d]:
                     if d not in self._hulls:
-                        self._hulls[d] = SplineHull(self.coefficients[d])
+                        self._hulls[d] = _spline_hull(self.coefficients[d])
                     spline_low, spline_high = self._hulls[d].bounds(spans)
                     margin = _SPLINE_BOUND_MARGIN * self._magnitude[d]
                     low[d] = low[d] + _round_down(spline_low - margin)
@@ -228,6 +244,146 @@ class ElasticTransform:
             f"rotation={self.rotation:.4f}, scale={self.scale:.4f}, "
             f"misaligned={self.section_shifts is not None}, subsample={self.subsample})"
         )
+
+
+class CoordinateSlabs:
+    """Source coordinates of a box of output voxels, evaluated a slab (of sections, the first
+    axis) at a time by the compiled kernel, for transforms of at most 3 axes.
+
+    The per-axis parts (offsets from the centre, spline taps, section shifts) are prepared once
+    for the box; each slab then costs only its own voxels, so a warp never needs the box's
+    whole ``(dims, *shape)`` coordinate array. A voxel's coordinates are the same bits whatever
+    box or slab it is evaluated in (the arithmetic is per voxel, in a fixed order).
+
+    Args:
+        transform (ElasticTransform): the transform (or a ``GridTransform``).
+        begin (tuple of int): first voxel of the box (grid voxels).
+        shape (tuple of int): voxels of the box per axis.
+        relative_to (tuple of int, optional): grid voxel the coordinates are relative to
+            (default: the frame origin, ``transform.origin``).
+
+    Example:
+        >>> slabs = CoordinateSlabs(ElasticTransform((4, 2, 3)), (0, 0, 0), (4, 2, 3),
+        ...                         (0, 0, 0))
+        >>> slabs.evaluate(1, 1)[:, 0].tolist()
+        [[[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]], [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]],
+         [[0.0, 1.0, 2.0], [0.0, 1.0, 2.0]]]
+    """
+
+    def __init__(self, transform: ElasticTransform, begin: Sequence[int],
+                 shape: Sequence[int], relative_to: Sequence[int] | None = None) -> None:
+        dims = transform.dims
+        if dims > 3:
+            raise ValueError(f"CoordinateSlabs handles at most 3 axes, got {dims}")
+        pad = 3 - dims
+        self.dims = dims
+        self.shape = tuple(int(s) for s in shape)
+        positions = [np.arange(b, b + s) for b, s in zip(begin, shape, strict=True)]
+        offset, matrix, u = transform._affine_terms(positions)
+        self._offset = np.concatenate([np.zeros(pad), offset])
+        self._matrix = np.zeros((3, 3))
+        self._matrix[pad:, pad:] = matrix
+        self._u = [np.zeros(1)] * pad + [np.ascontiguousarray(v) for v in u]
+        self._active = np.array([False] * pad + list(transform._active))
+        if any(transform._active):
+            coefficients = transform._coefficients32
+            self._coefficients = np.ascontiguousarray(
+                np.zeros((3,) + (1,) * pad + coefficients.shape[1:], dtype=_DTYPE))
+            self._coefficients[pad:] = coefficients.reshape(
+                (dims,) + (1,) * pad + coefficients.shape[1:])
+            taps = [sampling.taps(x) for sampling, x in zip(transform._samplings, positions,
+                                                            strict=True)]
+            unit = (np.zeros((1, 1), np.int64), np.ones((1, 1), _DTYPE))
+            self._taps = [unit] * pad + [
+                (np.ascontiguousarray(index, dtype=np.int64),
+                 np.ascontiguousarray(weight, dtype=_DTYPE)) for index, weight in taps
+            ]
+        else:
+            self._coefficients = np.zeros((3, 1, 1, 1), dtype=_DTYPE)
+            self._taps = [(np.zeros((len(x), 1), np.int64), np.zeros((len(x), 1), _DTYPE))
+                          for x in self._u]
+        self._shifted = np.array([False] * pad + list(transform._shifted))
+        self._shifts = np.zeros((len(self._u[0]), 3), dtype=_DTYPE)
+        if transform.section_shifts is not None:
+            self._shifts[:, pad:] = transform.section_shifts[positions[0]].astype(_DTYPE)
+        relative = np.zeros(dims, np.int64)
+        if relative_to is not None:
+            relative = np.asarray(relative_to, dtype=np.int64) - transform.origin
+        self._relative = np.concatenate([np.zeros(pad, np.int64), relative]).astype(_DTYPE)
+        self._pad = pad
+
+    @property
+    def planar(self) -> bool:
+        """Whether the first axis' coordinate depends on the section alone (no spline, shift
+        or rotation in it): each output section then samples one source section."""
+        first = self._pad
+        return self.dims == 3 and not self._active[first] and not self._shifted[first] and (
+            self._matrix[first, first + 1] == 0 and self._matrix[first, first + 2] == 0)
+
+    def evaluate(self, first: int, count: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Coordinates ``(dims, count, *shape[1:])`` of the sections ``first`` to
+        ``first + count - 1`` of the box (into ``out`` if given, of that shape); boxes of
+        fewer than 3 axes are evaluated whole."""
+        if out is None:
+            out = np.empty((self.dims, count) + self.shape[1:], dtype=_DTYPE)
+        if self._pad:
+            if (first, count) != (0, self.shape[0]):
+                raise ValueError(f"a {self.dims}-axis box is evaluated whole, not in slabs")
+            sections = slice(0, 1)
+        else:
+            sections = slice(first, first + count)
+        index0, weight0 = self._taps[0]
+        slab_coordinates(self._offset, self._matrix, self._u[0][sections], self._u[1],
+                         self._u[2], self._active, self._coefficients, index0[sections],
+                         weight0[sections], *self._taps[1], *self._taps[2], self._shifted,
+                         self._shifts[sections], self._relative, np.array([self._pad, 3]),
+                         out.reshape((self.dims,) + (1,) * self._pad + out.shape[1:]))
+        return out
+
+    def planar_slab(self, first: int, out: np.ndarray) -> None:
+        """For a ``planar`` box: the coordinates in the last two axes of the sections
+        ``first`` to ``first + len(out[0]) - 1`` into ``out`` (``(2, count, *shape[1:])``);
+        their first-axis coordinates are ``sections()``."""
+        sections = slice(first, first + out.shape[1])
+        index0, weight0 = self._taps[0]
+        slab_coordinates(self._offset, self._matrix, self._u[0][sections], self._u[1],
+                         self._u[2], self._active, self._coefficients, index0[sections],
+                         weight0[sections], *self._taps[1], *self._taps[2], self._shifted,
+                         self._shifts[sections], self._relative, np.array([1, 3]), out)
+
+    def sections(self) -> np.ndarray:
+        """For a ``planar`` box: each section's first-axis coordinate (the same at all of its
+        voxels), evaluated at the section's first voxel."""
+        (index1, weight1), (index2, weight2) = self._taps[1], self._taps[2]
+        values = np.empty((1, self.shape[0], 1, 1), dtype=_DTYPE)
+        slab_coordinates(self._offset, self._matrix, self._u[0], self._u[1][:1],
+                         self._u[2][:1], self._active, self._coefficients, *self._taps[0],
+                         index1[:1], weight1[:1], index2[:1], weight2[:1], self._shifted,
+                         self._shifts, self._relative, np.array([0, 1]), values)
+        return values.ravel()
+
+
+_HULLS: collections.OrderedDict = collections.OrderedDict()
+_HULLS_LOCK = threading.Lock()
+_HULLS_KEPT = 32
+
+
+def _spline_hull(coefficients: np.ndarray) -> SplineHull:
+    """The ``SplineHull`` of ``coefficients``, shared by the transforms with equal ones (the
+    arrays of a DeformAugment at one voxel size): subdividing is most of planning's cost."""
+    key = (coefficients.shape, hashlib.blake2b(np.ascontiguousarray(coefficients).data,
+                                               digest_size=16).digest())
+    with _HULLS_LOCK:
+        hull = _HULLS.get(key)
+        if hull is not None:
+            _HULLS.move_to_end(key)
+            return hull
+    hull = SplineHull(coefficients)
+    with _HULLS_LOCK:
+        _HULLS[key] = hull
+        while len(_HULLS) > _HULLS_KEPT:
+            _HULLS.popitem(last=False)
+    return hull
 
 
 def _round_down(value: float) -> np.floating:
@@ -274,8 +430,10 @@ def source_coordinates(
         [[[1.0, 1.0]], [[2.0, 3.0]]]
     """
     _check_box(transform, begin, shape)
-    coordinates = transform._frame_coordinates(begin, shape)
     relative_to = np.zeros(transform.dims, np.int64) if relative_to is None else relative_to
+    if transform.dims <= 3:
+        return CoordinateSlabs(transform, begin, shape, relative_to).evaluate(0, shape[0])
+    coordinates = transform._frame_coordinates(begin, shape)
     shift = np.asarray(relative_to, dtype=np.int64) - transform.origin
     for d in range(transform.dims):
         coordinates[d] -= _DTYPE(shift[d])

@@ -1,13 +1,15 @@
 """Chunk-wise warp of a dask array: one task per output chunk, reading its own source box.
 
-Each task evaluates the transform for its own voxels and interpolates from the slice of the
-source that its box (computed halo) covers; the chunks are assembled with ``da.block``.
+Each task evaluates the transform for its own voxels, a few output sections at a time, and
+interpolates (``_kernels``) from the slice of the source that its box (computed halo) covers;
+the chunks are assembled with ``da.block``. ``sample`` is the scipy reference.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import dask
 import dask.array as da
@@ -16,7 +18,15 @@ from dask.base import tokenize
 from scipy import ndimage
 
 from ..names import NodeTask
-from ._elastic import ElasticTransform, source_box, source_coordinates
+from ._elastic import CoordinateSlabs, ElasticTransform, source_box, source_coordinates
+from ._kernels import (
+    bilinear,
+    bilinear_integer_section,
+    nearest,
+    nearest_section,
+    remappable,
+    trilinear,
+)
 
 
 def sample(data: np.ndarray, coordinates: np.ndarray, order: int) -> np.ndarray:
@@ -74,6 +84,72 @@ def _sample_slices(data: np.ndarray, coordinates: np.ndarray) -> np.ndarray | No
     return out
 
 
+class Normalization(NamedTuple):
+    """A ``Normalize`` fused into the warp: source values become ``value.astype(dtype) *
+    factor`` (the same arithmetic, section by section, so the same bits as normalizing the
+    whole source first)."""
+
+    factor: float
+    dtype: np.dtype
+
+    def in_kernel(self, values: np.ndarray) -> bool:
+        """Whether the trilinear kernel can normalize ``values`` itself (integers to float32
+        by a Python float: ``float32(value) * float32(factor)``, ``apply``'s bits)."""
+        return (type(self.factor) is float and np.dtype(self.dtype) == np.float32
+                and values.dtype.kind in "iu" and values.dtype.itemsize <= 2)
+
+    def apply(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``values.astype(dtype) * factor`` (into ``out`` if given)."""
+        dtype = np.dtype(self.dtype)
+        if type(self.factor) is float and dtype.kind == "f":
+            # A Python float is cast to dtype first (NEP 50): one pass, the same bits.
+            if out is None:
+                out = np.empty(values.shape, dtype=dtype)
+            return np.multiply(values, dtype.type(self.factor), out=out, dtype=dtype,
+                               casting="unsafe")
+        if out is None:
+            out = values.astype(dtype)
+        else:
+            out[...] = values
+        return np.multiply(out, self.factor, out=out, casting="unsafe")
+
+
+_FUSED = "_daskgp_normalized_from"
+
+
+def mark_normalized(normalized: da.Array, source: da.Array,
+                    normalization: Normalization) -> da.Array:
+    """Record on ``normalized`` (the dask array ``Normalize`` made from ``source``) how to
+    recompute it, so that a warp downstream can read ``source`` and normalize on the fly.
+
+    The record lives on this very array object: any operation in between makes a new array
+    without it, and the warp then reads ``normalized`` as usual.
+    """
+    setattr(normalized, _FUSED, (source, normalization))
+    return normalized
+
+
+def fused_source(data: da.Array) -> tuple[da.Array, Normalization | None]:
+    """The array to read for ``data`` and the normalization to apply on the fly: ``data``'s
+    source if ``mark_normalized`` recorded one, else ``data`` itself.
+
+    Example:
+        >>> source = da.zeros(4, dtype=np.uint8)
+        >>> normalized = mark_normalized(source.astype(np.float32) / 255, source,
+        ...                              Normalization(1 / 255, np.dtype(np.float32)))
+        >>> fused_source(normalized)[0] is source, fused_source(source)[1]
+        (True, None)
+    """
+    record = getattr(data, _FUSED, None)
+    return (data, None) if record is None else record
+
+
+# Dtypes the compiled kernels take (others fall back to map_coordinates).
+_KERNEL_KINDS = "biuf"
+# Output voxels whose coordinates are evaluated at once (2 x 1 MiB of float32).
+_GROUP_VOXELS = 2**17
+
+
 def warp_block(
     source: np.ndarray,
     transform: ElasticTransform,
@@ -81,11 +157,19 @@ def warp_block(
     out_shape: Sequence[int],
     source_begin: Sequence[int],
     order: int,
+    normalization: Normalization | None = None,
 ) -> np.ndarray:
     """Warp one block: the output voxels ``[out_begin, out_begin + out_shape)`` of the grid.
 
     ``source`` holds the source voxels from ``source_begin`` (grid voxels) on; leading axes
-    (channels) share the transform.
+    (channels) share the transform. ``normalization`` scales the source values on the fly
+    (a fused ``Normalize``). The coordinates are evaluated one output section at a time
+    (``CoordinateSlabs``), never for the whole block; where a section samples one source
+    section (rotation in the last two axes, no jitter or scale in the first) it is one 2D
+    interpolation, with OpenCV's ``remap`` (order 1), else the compiled trilinear kernel;
+    order 0 picks the nearest voxel exactly for any dtype. Equal to ``sample`` (scipy's
+    ``map_coordinates``) on ``source_coordinates``: exactly for order 0, to float32 rounding
+    for order 1.
 
     Example:
         >>> t = ElasticTransform((3, 3), rotation=np.pi / 2)
@@ -95,13 +179,113 @@ def warp_block(
                [0., 3., 6.]])
     """
     dims = transform.dims
-    coordinates = source_coordinates(transform, out_begin, out_shape, relative_to=source_begin)
+    out_shape = tuple(int(s) for s in out_shape)
     leading = source.shape[: source.ndim - dims]
     channels = source.reshape((-1,) + source.shape[source.ndim - dims:])
-    out = np.empty((channels.shape[0], *out_shape), dtype=source.dtype)
+    dtype = source.dtype if normalization is None else np.dtype(normalization.dtype)
+    out = np.empty((channels.shape[0], *out_shape), dtype=dtype)
+    if dims in (2, 3) and source.dtype.kind in _KERNEL_KINDS:
+        if dims == 2:
+            # One section: (2, 1, rows, columns) coordinates, as _sample_section takes them.
+            slabs = CoordinateSlabs(transform, out_begin, out_shape, source_begin)
+            coordinates = slabs.evaluate(0, out_shape[0])[:, None]
+            for c in range(channels.shape[0]):
+                _sample_section(channels[c], coordinates, out[c], order, normalization)
+        else:
+            _warp_sections(channels, transform, out_begin, out_shape, source_begin, order,
+                           normalization, out)
+        return out.reshape(leading + out_shape)
+    coordinates = source_coordinates(transform, out_begin, out_shape, relative_to=source_begin)
     for c in range(channels.shape[0]):
-        out[c] = sample(channels[c], coordinates, order)
-    return out.reshape(leading + tuple(out_shape))
+        values = channels[c] if normalization is None else normalization.apply(channels[c])
+        out[c] = sample(values, coordinates, order)
+    return out.reshape(leading + out_shape)
+
+
+def _warp_sections(channels, transform, out_begin, out_shape, source_begin, order,
+                   normalization, out) -> None:
+    """``warp_block`` of a 3-axis transform, one output section at a time."""
+    slabs = CoordinateSlabs(transform, out_begin, out_shape, source_begin)
+    sections = channels.shape[1]
+    if slabs.planar:
+        # Sections in groups of about _GROUP_VOXELS: few kernel calls, a cache-sized buffer.
+        group = max(1, min(out_shape[0], _GROUP_VOXELS // max(1, out_shape[1] * out_shape[2])))
+        planar = np.empty((2, group, *out_shape[1:]), dtype=np.float32)
+        source_sections = slabs.sections()
+        for first in range(0, out_shape[0], group):
+            count = min(group, out_shape[0] - first)
+            slabs.planar_slab(first, planar[:, :count])
+            for j in range(count):
+                i, z = first + j, float(source_sections[first + j])
+                if z.is_integer():
+                    z = int(z)
+                    for c in range(channels.shape[0]):
+                        if 0 <= z < sections:
+                            _sample_section(channels[c, z], planar[:, j:j + 1], out[c, i],
+                                            order, normalization)
+                        else:
+                            out[c, i] = 0
+                    continue
+                # A fractional section coordinate (scale): interpolate between two sections.
+                coordinates = slabs.evaluate(i, 1)
+                _sample_volume(channels, coordinates, out[:, i:i + 1], order, normalization)
+        return
+    group = max(1, min(out_shape[0], _GROUP_VOXELS // max(1, out_shape[1] * out_shape[2])))
+    coordinates = np.empty((3, group, *out_shape[1:]), dtype=np.float32)
+    volumes = channels
+    if normalization is not None and order == 1 and not normalization.in_kernel(channels):
+        # Sections are read in any order: normalize the box once.
+        volumes = normalization.apply(channels)
+        normalization = None
+    for first in range(0, out_shape[0], group):
+        count = min(group, out_shape[0] - first)
+        slabs.evaluate(first, count, coordinates[:, :count])
+        _sample_volume(volumes, coordinates[:, :count], out[:, first:first + count], order,
+                       normalization)
+
+
+def _sample_section(image, coordinates, out, order, normalization) -> None:
+    """One output section from one source section; ``coordinates`` ``(2, 1, *out.shape)``."""
+    rows, columns = coordinates[0, 0], coordinates[1, 0]
+    if order == 0:
+        if normalization is None:
+            nearest_section(image, rows, columns, out)
+        else:
+            picked = np.empty(out.shape, dtype=image.dtype)
+            nearest_section(image, rows, columns, picked)
+            normalization.apply(picked, out)
+        return
+    if normalization is not None:
+        image = normalization.apply(image)
+    if remappable(image):
+        bilinear(image, rows, columns, out)
+    elif image.dtype.kind in "iu" and out.dtype == image.dtype:
+        bilinear_integer_section(image, rows, columns, out)
+    else:
+        ndimage.map_coordinates(image, coordinates[:, 0], output=out, order=1,
+                                mode="constant", cval=0, prefilter=False)
+
+
+def _sample_volume(volumes, coordinates, out, order, normalization) -> None:
+    """Output sections (``out``: channels, sections, rows, columns) from the whole source."""
+    for c in range(volumes.shape[0]):
+        if order == 0:
+            if normalization is None:
+                nearest(volumes[c], coordinates, out[c])
+            else:
+                picked = np.empty(out.shape[1:], dtype=volumes.dtype)
+                nearest(volumes[c], coordinates, picked)
+                normalization.apply(picked, out[c])
+            continue
+        if normalization is not None and normalization.in_kernel(volumes):
+            trilinear(volumes[c], coordinates, out[c], np.float32(normalization.factor), True)
+            continue
+        volume = volumes[c] if normalization is None else normalization.apply(volumes[c])
+        if volume.dtype.kind == "f" and volume.dtype.itemsize >= 4:
+            trilinear(volume, coordinates, out[c])
+        else:
+            ndimage.map_coordinates(volume, coordinates, output=out[c], order=1,
+                                    mode="constant", cval=0, prefilter=False)
 
 
 def _chunk_ranges(begin: int, size: int, chunk: int) -> list[tuple[int, int]]:
@@ -149,9 +333,9 @@ def _assemble(blocks, block_begins, box_begin, box_end) -> np.ndarray:
 
 
 def _warp_from_blocks(block_begins, box_begin, box_end, transform, out_begin, out_shape, order,
-                      *blocks):
+                      normalization, *blocks):
     source = _assemble(blocks, block_begins, box_begin, box_end)
-    return warp_block(source, transform, out_begin, out_shape, box_begin, order)
+    return warp_block(source, transform, out_begin, out_shape, box_begin, order, normalization)
 
 
 def chunked_warp(
@@ -164,14 +348,16 @@ def chunked_warp(
     chunk_shape: Sequence[int] | int = 64,
     name: str = "warp",
     node_name: str | None = None,
+    normalization: Normalization | None = None,
 ) -> da.Array:
     """Lazily warp ``source`` with ``transform``: a dask array of ``out_shape`` voxels.
 
     Like ``scipy.ndimage.map_coordinates`` applied to the coordinates ``source_coordinates``
     gives for the box ``[out_begin, out_begin + out_shape)``, but split into chunks of
     ``chunk_shape``: the task of a chunk computes only that chunk's coordinates and reads only
-    ``source_box`` of that chunk (from the source blocks that box overlaps). The result is
-    bit-identical for any ``chunk_shape``.
+    ``source_box`` of that chunk (from the source blocks that box overlaps), and interpolates
+    with the compiled kernels (``warp_block``): equal to map_coordinates to float32 rounding
+    (order 1) or exactly (order 0), and bit-identical for any ``chunk_shape``.
 
     Args:
         source (dask.array.Array): the source, its last ``transform.dims`` axes spatial; it
@@ -185,6 +371,8 @@ def chunked_warp(
         chunk_shape (int or tuple of int): output chunk size per spatial axis.
         name (str): prefix of the task names.
         node_name (str, optional): name of the node, for errors raised inside tasks.
+        normalization (Normalization, optional): a ``Normalize`` of the source fused into
+            the warp (the output has its dtype).
 
     Example:
         >>> t = ElasticTransform((4, 4), rotation=np.pi)
@@ -220,7 +408,8 @@ def chunked_warp(
     source_blocks = source.to_delayed()
     source_blocks = source_blocks.reshape(source_blocks.shape[leading_axes:])
     token = tokenize(source.name, source_begin, transform, out_begin, out_shape, order,
-                     chunk_shape)
+                     chunk_shape, normalization)
+    dtype = source.dtype if normalization is None else np.dtype(normalization.dtype)
     function = _warp_from_blocks if node_name is None else NodeTask(_warp_from_blocks,
                                                                     node_name)
     transform_task = dask.delayed(transform, name=f"{name}-transform-{token}")
@@ -246,10 +435,10 @@ def chunked_warp(
         # Blocks go in as top-level arguments: dask links those without re-optimizing.
         task = dask.delayed(function, pure=True)(
             begins, box_begin, box_end, transform_task, chunk_begin, chunk_size, order,
-            *selected.ravel(), dask_key_name=f"{name}-{token}-{number}",
+            normalization, *selected.ravel(), dask_key_name=f"{name}-{token}-{number}",
         )
         chunks[index] = da.from_delayed(
-            task, shape=leading + chunk_size, dtype=source.dtype,
+            task, shape=leading + chunk_size, dtype=dtype,
             name=f"{name}-block-{token}-{number}",
         )
     return da.block(chunks.tolist())

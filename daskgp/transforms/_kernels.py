@@ -1,0 +1,247 @@
+"""Compiled kernels of the per-voxel work: the warp's coordinates and sampling, and intensity.
+
+numba kernels evaluate coordinates (affine part + separable B-spline + section shifts) and
+sample nearest (any dtype, exact) or trilinear; OpenCV's ``remap`` samples slice-wise bilinear;
+``scale_shift`` is IntensityAugment's range check, scale, shift and clip in one pass.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numba
+import numpy as np
+
+# dask runs one task per core; OpenCV's own thread pool would oversubscribe the cores.
+cv2.setNumThreads(1)
+# cv2.remap indexes with 16-bit signed integers internally.
+_REMAP_LIMIT = 32767
+
+_jit = numba.njit(nogil=True, cache=True)
+
+
+@_jit
+def slab_coordinates(offset, matrix, positions0, positions1, positions2, active, coefficients,
+                     index0, weight0, index1, weight1, index2, weight2, shifted, shifts,
+                     relative, components, out):
+    """Source coordinates (float32) of a box of output voxels of a 3-axis grid: the axes
+    ``components[0]`` to ``components[1] - 1`` into ``out`` (``(count, n0, n1, n2)``; grids
+    of fewer axes are padded in front); ``ElasticTransform``'s arithmetic, voxel by voxel.
+
+    Per axis ``d``: ``float32(offset[d] + sum_e matrix[d, e] * positions_e)`` (float64, ``e``
+    in order), then, if ``active[d]``, plus the spline (float32, contracted along axis 0, 2,
+    then 1, taps in order), then, if ``shifted[d]``, plus ``shifts[i0, d]``, minus
+    ``relative[d]``. The last contraction runs along rows, which vectorizes.
+    """
+    n0, n1, n2 = positions0.shape[0], positions1.shape[0], positions2.shape[0]
+    k1, k2 = coefficients.shape[2], coefficients.shape[3]
+    first = np.empty((k1, k2), np.float32)
+    second = np.empty((k1, n2), np.float32)
+    row = np.empty(n2, np.float32)
+    spline = np.empty(n2, np.float32)
+    for d in range(components[0], components[1]):
+        target = out[d - components[0]]
+        for i0 in range(n0):
+            if active[d]:
+                for a in range(k1):
+                    for b in range(k2):
+                        value = coefficients[d, index0[i0, 0], a, b] * weight0[i0, 0]
+                        for t in range(1, index0.shape[1]):
+                            value += coefficients[d, index0[i0, t], a, b] * weight0[i0, t]
+                        first[a, b] = value
+                for a in range(k1):
+                    for i2 in range(n2):
+                        value = first[a, index2[i2, 0]] * weight2[i2, 0]
+                        for t in range(1, index2.shape[1]):
+                            value += first[a, index2[i2, t]] * weight2[i2, t]
+                        second[a, i2] = value
+            base0 = offset[d] + matrix[d, 0] * positions0[i0]
+            step = matrix[d, 2]
+            for i1 in range(n1):
+                base1 = base0 + matrix[d, 1] * positions1[i1]
+                for i2 in range(n2):
+                    row[i2] = np.float32(base1 + step * positions2[i2])
+                if active[d]:
+                    tap, weight = index1[i1, 0], weight1[i1, 0]
+                    for i2 in range(n2):
+                        spline[i2] = second[tap, i2] * weight
+                    for t in range(1, index1.shape[1]):
+                        tap, weight = index1[i1, t], weight1[i1, t]
+                        for i2 in range(n2):
+                            spline[i2] += second[tap, i2] * weight
+                    for i2 in range(n2):
+                        row[i2] = row[i2] + spline[i2]
+                shift = shifts[i0, d] if shifted[d] else np.float32(0)
+                rel = relative[d]
+                if shifted[d]:
+                    for i2 in range(n2):
+                        target[i0, i1, i2] = (row[i2] + shift) - rel
+                else:
+                    for i2 in range(n2):
+                        target[i0, i1, i2] = row[i2] - rel
+
+
+# Output voxels per tile edge of the 3D kernels: a tile's source footprint stays in cache
+# however the rotation turns the rows.
+_TILE = 16
+_ONE = np.float32(1.0)
+
+
+@_jit
+def nearest(data, coordinates, out):
+    """``out[i] = data[floor(c + 0.5)]`` at the coordinates ``coordinates[:, i]`` (3 axes),
+    0 where a coordinate lies outside ``[0, size - 1]``: ``map_coordinates(order=0,
+    mode="constant")``, exact for every dtype (no float64 round trip). Tile by tile."""
+    s0, s1, s2 = data.shape
+    n0, n1, n2 = out.shape
+    for t1 in range(0, n1, _TILE):
+        for t2 in range(0, n2, _TILE):
+            for i0 in range(n0):
+                for i1 in range(t1, min(t1 + _TILE, n1)):
+                    for i2 in range(t2, min(t2 + _TILE, n2)):
+                        c0 = np.float64(coordinates[0, i0, i1, i2])
+                        c1 = np.float64(coordinates[1, i0, i1, i2])
+                        c2 = np.float64(coordinates[2, i0, i1, i2])
+                        if (c0 >= 0.0 and c0 <= s0 - 1 and c1 >= 0.0 and c1 <= s1 - 1
+                                and c2 >= 0.0 and c2 <= s2 - 1):
+                            out[i0, i1, i2] = data[math.floor(c0 + 0.5), math.floor(c1 + 0.5),
+                                                   math.floor(c2 + 0.5)]
+                        else:
+                            out[i0, i1, i2] = 0
+
+
+@_jit
+def nearest_section(image, rows, columns, out):
+    """``nearest`` in one section: ``image`` 2D, ``rows``/``columns``/``out`` of one shape."""
+    s1, s2 = image.shape
+    for i1 in range(out.shape[0]):
+        for i2 in range(out.shape[1]):
+            c1 = np.float64(rows[i1, i2])
+            c2 = np.float64(columns[i1, i2])
+            if c1 >= 0.0 and c1 <= s1 - 1 and c2 >= 0.0 and c2 <= s2 - 1:
+                out[i1, i2] = image[math.floor(c1 + 0.5), math.floor(c2 + 0.5)]
+            else:
+                out[i1, i2] = 0
+
+
+@_jit
+def _corner(data, i0, i1, i2, factor, normalize):
+    """A source value, normalized (``float32(value) * factor``, ``Normalization``'s bits)."""
+    if normalize:
+        return np.float32(data[i0, i1, i2]) * factor
+    return data[i0, i1, i2]
+
+
+@_jit
+def trilinear(data, coordinates, out, factor=_ONE, normalize=False):
+    """Trilinear interpolation (float64 weights) of ``data`` at ``coordinates`` (3 axes), 0
+    where a coordinate lies outside ``[0, size - 1]``: ``map_coordinates(order=1,
+    mode="constant")`` for float data. With ``normalize``, each source value is
+    ``float32(value) * factor`` first (a fused ``Normalize``). Tile by tile."""
+    s0, s1, s2 = data.shape
+    n0, n1, n2 = out.shape
+    for t1 in range(0, n1, _TILE):
+        for t2 in range(0, n2, _TILE):
+            for i0 in range(n0):
+                for i1 in range(t1, min(t1 + _TILE, n1)):
+                    for i2 in range(t2, min(t2 + _TILE, n2)):
+                        c0 = np.float64(coordinates[0, i0, i1, i2])
+                        c1 = np.float64(coordinates[1, i0, i1, i2])
+                        c2 = np.float64(coordinates[2, i0, i1, i2])
+                        if not (c0 >= 0.0 and c0 <= s0 - 1 and c1 >= 0.0 and c1 <= s1 - 1
+                                and c2 >= 0.0 and c2 <= s2 - 1):
+                            out[i0, i1, i2] = 0
+                            continue
+                        a0, a1, a2 = math.floor(c0), math.floor(c1), math.floor(c2)
+                        f0, f1, f2 = c0 - a0, c1 - a1, c2 - a2
+                        b0, b1 = min(a0 + 1, s0 - 1), min(a1 + 1, s1 - 1)
+                        b2 = min(a2 + 1, s2 - 1)
+                        g0, g1, g2 = 1.0 - f0, 1.0 - f1, 1.0 - f2
+                        low = ((_corner(data, a0, a1, a2, factor, normalize) * g2
+                                + _corner(data, a0, a1, b2, factor, normalize) * f2) * g1
+                               + (_corner(data, a0, b1, a2, factor, normalize) * g2
+                                  + _corner(data, a0, b1, b2, factor, normalize) * f2) * f1)
+                        high = ((_corner(data, b0, a1, a2, factor, normalize) * g2
+                                 + _corner(data, b0, a1, b2, factor, normalize) * f2) * g1
+                                + (_corner(data, b0, b1, a2, factor, normalize) * g2
+                                   + _corner(data, b0, b1, b2, factor, normalize) * f2) * f1)
+                        out[i0, i1, i2] = low * g0 + high * f0
+
+
+@_jit
+def bilinear_integer_section(image, rows, columns, out):
+    """Bilinear interpolation of an integer 2D ``image`` into integer ``out``, as
+    ``map_coordinates(order=1, mode="constant")`` computes it: corner terms
+    ``value * weight_row * weight_column`` summed in C order in float64, rounded half up
+    (unsigned: negatives to 0) and clipped to the output type; 0 outside ``[0, size - 1]``."""
+    s1, s2 = image.shape
+    info = np.iinfo(out.dtype)
+    low, high = np.float64(info.min), np.float64(info.max)
+    unsigned = info.min == 0
+    for i1 in range(out.shape[0]):
+        for i2 in range(out.shape[1]):
+            c1 = np.float64(rows[i1, i2])
+            c2 = np.float64(columns[i1, i2])
+            if not (c1 >= 0.0 and c1 <= s1 - 1 and c2 >= 0.0 and c2 <= s2 - 1):
+                out[i1, i2] = 0
+                continue
+            a1, a2 = math.floor(c1), math.floor(c2)
+            f1, f2 = c1 - a1, c2 - a2
+            b1, b2 = min(a1 + 1, s1 - 1), min(a2 + 1, s2 - 1)
+            t = 0.0
+            t += image[a1, a2] * (1.0 - f1) * (1.0 - f2)
+            t += image[a1, b2] * (1.0 - f1) * f2
+            t += image[b1, a2] * f1 * (1.0 - f2)
+            t += image[b1, b2] * f1 * f2
+            if unsigned:
+                t = t + 0.5 if t > 0 else 0.0
+            else:
+                t = t + 0.5 if t > 0 else t - 0.5
+            out[i1, i2] = min(max(t, low), high)
+
+
+def remappable(image: np.ndarray) -> bool:
+    """Whether OpenCV's ``remap`` takes ``image`` (2D float32 or float64 within its limits)."""
+    return (image.ndim == 2 and image.dtype in (np.float32, np.float64)
+            and max(image.shape) < _REMAP_LIMIT)
+
+
+def bilinear(image: np.ndarray, rows: np.ndarray, columns: np.ndarray,
+             out: np.ndarray) -> None:
+    """Bilinear interpolation of a 2D float ``image`` at ``(rows, columns)`` (float32, all
+    within ``[0, size - 1]``) into ``out``, with ``cv2.remap``.
+
+    Within the image it equals ``map_coordinates(order=1)`` to float32 rounding (OpenCV 5
+    interpolates float maps in floating point); beyond its edges it would blend with 0 where
+    map_coordinates gives 0, so callers keep coordinates inside.
+
+    Example:
+        >>> image = np.arange(4, dtype=np.float32).reshape(2, 2)
+        >>> out = np.empty((1, 1), np.float32)
+        >>> bilinear(image, np.array([[0.5]], np.float32), np.array([[0.5]], np.float32), out)
+        >>> out.tolist()
+        [[1.5]]
+    """
+    if not image.flags.c_contiguous:
+        image = np.ascontiguousarray(image)
+    cv2.remap(image, columns, rows, cv2.INTER_LINEAR, dst=out,
+              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+@_jit
+def scale_shift(block, mean, scale, shift, clip, out):
+    """``out = (block - mean) * scale + (mean + shift)`` in the block's precision, clipped to
+    [0, 1] when ``clip``; one pass, the same arithmetic (and bits) as the numpy expression.
+    Returns False (``out`` incomplete) when ``clip`` and a value lies outside [0, 1]."""
+    values, result = block.ravel(), out.ravel()
+    offset = mean + shift
+    for i in range(values.shape[0]):
+        value = values[i]
+        if clip and (value < 0 or value > 1):
+            return False
+        value = (value - mean) * scale + offset
+        if clip:
+            value = min(max(value, 0), 1)
+        result[i] = value
+    return True

@@ -97,7 +97,7 @@ class Pipeline:
 
         def connect(node: Pipeline) -> None:
             # A node set up before (an earlier build) declares its spec anew.
-            for attr in ("_spec", "_provided_items", "_updated_items"):
+            for attr in ("_spec", "_provided_items", "_updated_items", "_learned_outputs"):
                 node.output.__dict__.pop(attr, None)
             node.output.remove_upstream_providers()
             for child in node.children:

@@ -239,7 +239,13 @@ class BatchProvider:
                         f"{self.name()}: {key} has voxel size {array.spec.voxel_size} in the "
                         f"batch, but the node provides {provided.voxel_size}"
                     )
-            expected_dtype = request_spec.dtype or (provided.dtype if provided else None)
+            # gunpowder checks only the requested dtype; daskgp also holds its own (lazy) nodes
+            # to the dtype they declare. Numpy nodes' dtypes are learned (numpy_nodes).
+            declared = provided.dtype if provided is not None and self.lazy else None
+            if isinstance(self, BatchFilter) and key not in (
+                    set(self.provided_items) | set(self.updated_items)):
+                declared = None
+            expected_dtype = request_spec.dtype or declared
             if expected_dtype is not None and array.data.dtype != expected_dtype:
                 raise BatchError(
                     f"{self.name()}: {key} was expected as {np.dtype(expected_dtype)}, "
@@ -378,19 +384,19 @@ class BatchFilter(BatchProvider):
 
         if dependencies is not None:
             dependencies.remove_placeholders()
-            node_batch = batch.crop(dependencies)
-        else:
-            node_batch = batch
         downstream_request.remove_placeholders()
         with timed(self.name(), "process"):
             if self.lazy:
+                node_batch = batch if dependencies is None else batch.crop(dependencies)
                 if not self.accepts_numpy:
                     node_batch = _as_dask(node_batch)
                 processed = self.process(node_batch, downstream_request)
             else:
                 from .numpy_nodes import process_in_task
 
-                processed = process_in_task(self, node_batch, downstream_request)
+                # gunpowder's crop to the dependencies happens inside the node's task.
+                node_batch = batch
+                processed = process_in_task(self, batch, dependencies, downstream_request)
         if processed is None:
             processed = node_batch
         return batch.merge(processed).crop(downstream_request)

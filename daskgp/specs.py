@@ -129,6 +129,8 @@ class ProviderSpec:
             self[key] = spec
 
     def __setitem__(self, key: ArrayKey | GraphKey, spec: ArraySpec | GraphSpec) -> None:
+        if isinstance(spec, Roi):  # gunpowder's ``request[key] = Roi(...)``
+            spec = ArraySpec(roi=spec) if isinstance(key, ArrayKey) else GraphSpec(roi=spec)
         if isinstance(key, ArrayKey):
             if not isinstance(spec, ArraySpec):
                 raise TypeError(f"the spec for array {key} must be an ArraySpec, got {spec!r}")

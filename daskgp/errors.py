@@ -5,6 +5,23 @@ Every message names the node, the key and the ROIs involved, so a failing pipeli
 
 from __future__ import annotations
 
+#: Longest text of one value (an exception's message, a repr) that an error message quotes.
+MAX_QUOTED_CHARS = 1500
+
+
+def shorten(text: object, limit: int = MAX_QUOTED_CHARS) -> str:
+    """``str(text)``, its middle cut out if longer than ``limit``, so errors stay readable.
+
+    Example:
+        >>> shorten("x" * 5000, limit=20)
+        'xxxxxxxxxx[... 4980 characters cut ...]xxxxxxxxxx'
+    """
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}[... {len(text) - 2 * half} characters cut ...]{text[-half:]}"
+
 
 class DaskgpError(Exception):
     """Base class of all daskgp errors."""

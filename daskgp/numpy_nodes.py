@@ -198,7 +198,8 @@ def _learn(node, run, inputs: dict, specs: dict) -> Batch:
 
     keys = list(inputs)
     values = dask.compute(*(inputs[k] for k in keys), scheduler=current_scheduler())
-    outputs = run(dict(zip(keys, values, strict=True)))
+    # Fails as the node's task would: a TaskError naming the node, with the traceback.
+    outputs = NodeTask(run, node.name())(dict(zip(keys, values, strict=True)))
     contract = learned_outputs(node)
     batch = Batch()
     for key, data in outputs.items():

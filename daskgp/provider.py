@@ -19,6 +19,7 @@ from .errors import (
     DaskgpError,
     PipelineRequestError,
     PipelineSetupError,
+    shorten,
 )
 from .keys import ArrayKey
 from .profiling import timed
@@ -158,7 +159,8 @@ class BatchProvider:
             raise
         except Exception as error:
             raise PipelineRequestError(
-                f"{self.name()} failed on request:\n{request}\n{type(error).__name__}: {error}"
+                f"{self.name()} failed on request:\n{request}\n{type(error).__name__}: "
+                f"{shorten(error)}"
             ) from error
         return batch
 

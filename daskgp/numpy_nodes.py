@@ -60,6 +60,12 @@ def prepare_with_global_seed(node, request: BatchRequest):
         return node.prepare(request)
 
 
+def skip_with_global_seed(node, request: BatchRequest):
+    """Call a numpy node's ``skip_node`` with the global RNGs seeded from the request."""
+    with _seeded_globals(node, request, "skip"):
+        return node.skip_node(request)
+
+
 def learned_outputs(node) -> dict:
     """``{key: (leading_shape, dtype)}`` learned from the first batch ``node`` returned.
 
@@ -111,7 +117,7 @@ def _as_delivered(node, key, array: Array, roi) -> np.ndarray:
     if spec.nonspatial or roi is None:
         return data
     try:
-        return Array(data, spec).crop(roi).data
+        return Array(data, spec).crop(roi, copy=False).data
     except ArrayError as error:
         raise ArrayError(
             f"{node.name()} returned {key} with shape {data.shape}, which does not fit its "
@@ -145,7 +151,7 @@ def _run_process(node, data: dict, specs: dict, dependencies, request: BatchRequ
         if dependencies is not None and key in dependencies.array_specs:
             roi = dependencies[key].roi
         if roi is not None and not array.spec.nonspatial:
-            array = array.crop(roi)
+            array = array.crop(roi, copy=False)
         # Tasks may share their inputs (the threaded scheduler does not copy): mutate a copy.
         node_batch[key] = Array(np.array(array.data, copy=True), array.spec)
     with _seeded_globals(node, request, "process"):
@@ -168,13 +174,17 @@ def _run_provide(node, request: BatchRequest, expected: dict | None) -> dict:
     with _seeded_globals(node, request, "provide"):
         batch = node.provide(request.copy())
     outputs = {}
-    for key in expected if expected is not None else request.array_specs:
+    for key in expected if expected is not None else _requested_keys(request):
         if key not in batch.arrays:
             raise ArrayError(f"{node.name()} did not provide {key}, which was requested")
         outputs[key] = np.asarray(batch.arrays[key].data)
         if expected is not None:
             _check_output(node, key, outputs[key], *expected[key])
     return outputs
+
+
+def _requested_keys(request: BatchRequest) -> list:
+    return [k for k, spec in request.array_specs.items() if not spec.placeholder]
 
 
 def _output_keys(node, request: BatchRequest, inputs: set) -> list:
@@ -234,7 +244,7 @@ def _wrap(task, request: BatchRequest, specs: dict, expected: dict) -> Batch:
 
 def provide_in_task(node, request: BatchRequest) -> Batch:
     """Build a lazy batch whose arrays come from ``node.provide`` run in one dask task."""
-    specs = {key: _output_spec(node, key, request, {}) for key in request.array_specs}
+    specs = {key: _output_spec(node, key, request, {}) for key in _requested_keys(request)}
     with _LEARN_LOCK:
         expected = _expected(node, specs)
         if expected is None:

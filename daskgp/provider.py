@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import random
 
 import dask.array as da
 import numpy as np
@@ -52,13 +53,22 @@ class BatchProvider:
 
     #: True for nodes whose ``provide``/``process`` return dask arrays (a lazy graph).
     lazy: bool = False
-    #: Drop placeholder keys before asking ``provide``.
-    remove_placeholders: bool = False
+    #: gunpowder's default: providers get requests without placeholders, filters with them.
+    _removes_placeholders_by_default: bool = True
     #: Numpy nodes only: the node may draw from ``random``/``numpy.random``. daskgp then seeds
     #: them from the request and runs the node's calls one at a time per process (global state
     #: is shared by threads). Set False on numpy nodes that draw nothing, so their tasks run in
     #: parallel on the threads scheduler.
     uses_global_random: bool = True
+
+    @property
+    def remove_placeholders(self) -> bool:
+        """Drop placeholder keys before asking ``provide`` (see ``enable_placeholders``)."""
+        return self.__dict__.get("_remove_placeholders", self._removes_placeholders_by_default)
+
+    def enable_placeholders(self) -> None:
+        """Let placeholder keys reach ``provide`` (gunpowder's switch; call in ``setup``)."""
+        self._remove_placeholders = False
 
     # --- wiring -------------------------------------------------------------------------------
 
@@ -126,6 +136,25 @@ class BatchProvider:
 
     def teardown(self) -> None:
         """Release resources; called once when the pipeline is torn down."""
+
+    def internal_teardown(self) -> None:
+        """Forget the spec declared in ``setup`` and call ``teardown`` (gunpowder's hook)."""
+        for attr in ("_spec", "_provided_items", "_updated_items", "_learned_outputs"):
+            self.__dict__.pop(attr, None)
+        self.teardown()
+
+    def remove_provided(self, request: BatchRequest) -> None:
+        """Delete from ``request`` the keys this node provides (it makes them itself)."""
+        for key in self.provided_items:
+            if key in request:
+                del request[key]
+
+    def set_seeds(self, request: BatchRequest) -> None:
+        """Seed ``random`` and ``numpy.random`` with ``request.random_seed``, as gunpowder
+        does before every node. daskgp's own nodes do not need it (their generators are
+        seeded per node, see ``rng``); numpy nodes are seeded per node by daskgp itself."""
+        random.seed(request.random_seed)
+        np.random.seed(request.random_seed)
 
     def name(self) -> str:
         """The node's name in errors and task keys."""
@@ -282,6 +311,7 @@ class BatchFilter(BatchProvider):
     #: Lazy filters get dask arrays even downstream of a materialization boundary, unless they
     #: handle numpy arrays themselves (``Snapshot``, ``Train``).
     accepts_numpy: bool = False
+    _removes_placeholders_by_default = False
 
     def get_upstream_provider(self) -> BatchProvider:
         """The one provider upstream of this filter."""
@@ -327,16 +357,32 @@ class BatchFilter(BatchProvider):
         """Skip this filter for requests that contain none of its updated or provided keys."""
         self._autoskip_enabled = skip
 
+    @property
+    def autoskip_enabled(self) -> bool:
+        """Whether ``enable_autoskip`` was called."""
+        return self.__dict__.get("_autoskip_enabled", False)
+
     def skip_node(self, request: BatchRequest) -> bool:
-        """Override to skip this node for ``request`` (e.g. with probability ``1 - p``)."""
+        """Override to skip this node for ``request`` (e.g. with probability ``1 - p``).
+
+        A skipped node passes the request upstream unchanged (minus what it provides) and the
+        batch downstream untouched: neither ``prepare`` nor ``process`` runs. Numpy nodes'
+        ``skip_node`` runs with the global RNGs seeded from the request, like ``prepare``.
+        """
         return False
 
     def _can_skip(self, request: BatchRequest) -> bool:
-        if self.__dict__.get("_autoskip_enabled", False):
+        if self.autoskip_enabled:
+            # gunpowder's rule: run if any non-placeholder key is provided or updated here.
             touched = set(self.updated_items) | set(self.provided_items)
-            if not any(key in request for key in touched):
+            if not any(key in touched for key, spec in request.items()
+                       if not spec.placeholder):
                 return True
-        return self.skip_node(request)
+        if self.lazy:
+            return bool(self.skip_node(request))
+        from .numpy_nodes import skip_with_global_seed
+
+        return bool(skip_with_global_seed(self, request))
 
     def prepare(self, request: BatchRequest) -> BatchRequest | None:
         """Return what this filter needs upstream for ``request`` (None: the request as is)."""
@@ -375,9 +421,7 @@ class BatchFilter(BatchProvider):
                     f"{self.name()}.prepare() returned {type(dependencies).__name__}; it must "
                     "return a BatchRequest or None"
                 )
-        for key in self.provided_items:
-            if key in upstream_request:
-                del upstream_request[key]
+        self.remove_provided(upstream_request)
         upstream_request.random_seed = request.random_seed
 
         batch = self.get_upstream_provider().request_batch(upstream_request)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from .geometry import Coordinate, Roi
 from .keys import ArrayKey, GraphKey
 from .seeds import derive_seed
@@ -121,10 +123,20 @@ class BatchRequest(ProviderSpec):
                     setattr(mine, field, getattr(spec, field))
         return merged
 
-    def remove_placeholders(self) -> None:
-        """Drop the keys that are requested only as placeholders."""
-        for key in [k for k, spec in self.items() if spec.placeholder]:
-            del self[key]
+    def merge(self, request: BatchRequest) -> BatchRequest:
+        """gunpowder's deprecated ``merge``: a copy whose ROIs are the unions with
+        ``request``'s (other fields are kept); use ``update_with``, which also takes them."""
+        warnings.warn("merge is deprecated! please use update_with as it accounts for spec "
+                      "metadata", DeprecationWarning, stacklevel=2)
+        if not isinstance(request, BatchRequest):
+            raise TypeError(f"merge takes a BatchRequest, got {request!r}")
+        merged = self.copy()
+        for key, spec in request.items():
+            if key not in merged or getattr(merged[key], "nonspatial", False):
+                merged[key] = spec
+            else:
+                merged[key].roi = merged[key].roi.union(spec.roi)
+        return merged
 
     def __repr__(self) -> str:
         return super().__repr__()[:-1] + f"\trandom_seed={self._random_seed}\n)"

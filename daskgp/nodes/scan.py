@@ -136,7 +136,7 @@ class Scan(BatchFilter):
             with writing_blocks(dataclasses.replace(blocks, write_rois=owned)):
                 tile = upstream.request_batch(self._tile_request(request, tiling, index))
             for key in parts:
-                part = tile[key].crop(owned[key]).data
+                part = tile[key].crop(owned[key], copy=False).data
                 parts[key][index] = part if isinstance(part, da.Array) else da.from_array(
                     part, chunks=-1, name=False)  # computed upstream (a PreCache)
             if self.progress_callback is None:

@@ -28,6 +28,7 @@ from ._elastic import (
     source_bounds,
     source_box,
     source_coordinates,
+    tight_source_box,
 )
 from ._warp import chunked_warp, sample, warp_block
 
@@ -50,6 +51,7 @@ __all__ = [
     "source_box",
     "source_coordinates",
     "spline_coefficients",
+    "tight_source_box",
     "warp_block",
     "world_displacement",
 ]

@@ -24,7 +24,17 @@ def shorten(text: object, limit: int = MAX_QUOTED_CHARS) -> str:
 
 
 class DaskgpError(Exception):
-    """Base class of all daskgp errors."""
+    """Base class of all daskgp errors.
+
+    gunpowder's error attributes are kept where known (None otherwise): ``provider`` (the
+    node), ``request``, ``batch``, ``pipeline`` and ``original_traceback`` (a list of lines).
+    """
+
+    provider = None
+    request = None
+    batch = None
+    pipeline = None
+    original_traceback: list[str] | None = None
 
 
 class BatchRequestError(DaskgpError):
@@ -41,6 +51,10 @@ class PipelineSetupError(DaskgpError):
 
 class PipelineRequestError(DaskgpError):
     """A node failed while planning or building a batch; names the node and the request."""
+
+
+class PipelineTeardownError(DaskgpError):
+    """A node failed while the pipeline was torn down; names the node."""
 
 
 class ArrayError(DaskgpError):

@@ -120,6 +120,14 @@ class Pipeline:
         self.traverse(lambda node: node.output.teardown(), reverse=True)
         self._is_setup = False
 
+    def internal_teardown(self) -> None:
+        """gunpowder's name: each node's ``internal_teardown``, then disconnect the nodes."""
+        try:
+            self.traverse(lambda node: node.output.internal_teardown(), reverse=True)
+            self._is_setup = False
+        finally:
+            self.traverse(lambda node: node.output.remove_upstream_providers())
+
     @property
     def spec(self):
         """What the pipeline provides."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 import random
+import traceback
 
 import dask.array as da
 import numpy as np
@@ -187,10 +188,13 @@ class BatchProvider:
         except DaskgpError:
             raise
         except Exception as error:
-            raise PipelineRequestError(
+            wrapped = PipelineRequestError(
                 f"{self.name()} failed on request:\n{request}\n{type(error).__name__}: "
                 f"{shorten(error)}"
-            ) from error
+            )
+            wrapped.provider, wrapped.request, wrapped.batch = self, request, batch
+            wrapped.original_traceback = traceback.format_exception(error)
+            raise wrapped from error
         return batch
 
     def _provide(self, request: BatchRequest) -> Batch:

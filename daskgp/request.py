@@ -49,6 +49,10 @@ class BatchRequest(ProviderSpec):
             self.__dict__.pop("_sequence", None)
         self._random_seed = seed
 
+    def is_deterministic(self) -> bool:
+        """True if this request has a seed of its own (gunpowder's test)."""
+        return self._random_seed is not None
+
     @property
     def sequence(self) -> tuple[int, int] | None:
         """(base seed, index) when this is batch ``index`` of a pipeline's seeded sequence.

@@ -47,6 +47,11 @@ class Predict(BatchFilter):
     lazy = True
     accepts_numpy = True
 
+    def __new__(cls, *args, **kwargs):
+        refuse_tf1_signature(cls.__name__, args, kwargs, ("graph", "skip_empty",
+                                                          "max_shared_memory"))
+        return super().__new__(cls)
+
     def __init__(self, model, inputs: dict, outputs: dict, array_specs: dict | None = None,
                  checkpoint: str | None = None, data_format: str = "channels_last") -> None:
         if data_format not in ("channels_last", "channels_first"):
@@ -104,3 +109,24 @@ class Predict(BatchFilter):
                 values = from_model_layout(np.asarray(predictions[name]), dims, self.data_format)
                 result[key] = output_array(self.name(), key, values, request, self.spec[key])
         return result
+
+
+_TF2_USAGE = {
+    "Train": "pass model=, loss=, optimizer=, inputs=, outputs=, loss_inputs=",
+    "Predict": "pass model=, inputs=, outputs= (and checkpoint= to load weights)",
+}
+
+
+def refuse_tf1_signature(node: str, args: tuple, kwargs: dict, tf1_keywords) -> None:
+    """Raise a ``PipelineSetupError`` that says what to pass instead when a TF1-era
+    gunpowder call (a meta-graph file name, ``graph=``) reaches daskgp's TF2 nodes."""
+    first = args[0] if args else kwargs.get("model")
+    used = sorted(k for k in kwargs if k in tf1_keywords)
+    if isinstance(first, str) or used:
+        given = f"a meta-graph name {first!r}" if isinstance(first, str) else \
+            f"{', '.join(used)}="
+        raise PipelineSetupError(
+            f"daskgp's tensorflow.{node} is TF2/Keras 3, but got {given} (gunpowder's TF1 "
+            f"signature): {_TF2_USAGE[node]}, with a keras.Model built in Python; see "
+            "docs/gunpowder.md"
+        )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import pathlib
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -9,6 +12,7 @@ import pytest
 import daskgp as gp
 from daskgp import Roi
 from daskgp.nodes.shift_augment import _Plan, section_shifts
+from tests.data.shift_helper_cases import run_cases
 from tests.helpers import array_source, position_data
 
 RAW, GT = gp.ArrayKey("RAW"), gp.ArrayKey("GT")
@@ -238,3 +242,14 @@ def test_graph_grows_linearly_with_the_number_of_shifted_sections():
             lazy = p.request_lazy_batch(request)[RAW].data
         sizes[prob_slip] = len(lazy.__dask_graph__())
     assert sizes[1.0] - sizes[0.0] < 5 * 40, sizes  # about 4 tasks per section
+
+
+def test_public_helpers_give_gunpowders_results():
+    """gunpowder users call ShiftAugment's helpers directly; fixtures by
+    tests/data/make_shift_helper_fixtures.py from gunpowder 1.5.0."""
+    fixtures = json.loads((pathlib.Path(__file__).parents[1] / "data" /
+                           "shift_helper_fixtures.json").read_text())
+    ours = run_cases(gp)
+    assert sorted(ours) == sorted(fixtures)
+    for name, expected in fixtures.items():
+        assert ours[name] == expected, name

@@ -118,6 +118,17 @@ def test_predict_fills_unset_voxel_sizes_from_the_inputs():
         assert p.request_batch(r)[PRED].data.shape[-3:] == (8, 16, 16)
 
 
+def test_tf1_signatures_are_refused_with_what_to_pass_instead():
+    with pytest.raises(gp.PipelineSetupError, match=r"TF2/Keras 3.*meta-graph name "
+                       r"'train_net'.*pass model=, loss=, optimizer=, inputs=, outputs=, "
+                       r"loss_inputs="):
+        gp.tensorflow.Train("train_net", "optimizer", "loss", {"raw": RAW}, {"pred": PRED},
+                            {"pred": GRAD})
+    with pytest.raises(gp.PipelineSetupError, match=r"got graph=.*pass model=, inputs="):
+        gp.tensorflow.Predict(checkpoint="net_checkpoint_1", inputs={"raw": RAW},
+                              outputs={"pred": PRED}, graph="net.meta")
+
+
 def test_dataset_yields_the_batches_of_request_batch():
     pipeline = source() + gp.RandomLocation()
     r = request()

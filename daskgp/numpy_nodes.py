@@ -201,7 +201,7 @@ def _one_block(data):
     return data.to_delayed(optimize_graph=False).ravel()[0]
 
 
-def _learn(node, run, inputs: dict, specs: dict) -> Batch:
+def _learn(node, run, inputs: dict, specs: dict, token: str) -> Batch:
     """Run ``run(computed_inputs)`` once in the driver, learn its outputs' leading shapes and
     dtypes, and return them as a batch (a materialization boundary)."""
     from .scheduling import current_scheduler
@@ -216,7 +216,7 @@ def _learn(node, run, inputs: dict, specs: dict) -> Batch:
         spec = specs[key].copy()
         spec.dtype = data.dtype
         contract[key] = (_leading_shape(data, spec), data.dtype)
-        name = f"{task_prefix(node.name())}-learned-{tokenize(data)}"
+        name = f"{task_prefix(node.name())}-learned-{token}-{str(key).lower()}"
         batch[key] = Array(da.from_array(data, chunks=data.shape or -1, name=name), spec)
     return batch
 
@@ -248,7 +248,8 @@ def provide_in_task(node, request: BatchRequest) -> Batch:
     with _LEARN_LOCK:
         expected = _expected(node, specs)
         if expected is None:
-            batch = _learn(node, lambda _: _run_provide(node, request, None), {}, specs)
+            batch = _learn(node, lambda _: _run_provide(node, request, None), {}, specs,
+                           tokenize(node.node_id, node.name(), request))
             batch.random_seed = request.random_seed
             return batch
     name = f"{task_prefix(node.name())}-{tokenize(node.node_id, node.name(), request)}"
@@ -279,7 +280,8 @@ def process_in_task(node, batch: Batch, dependencies: BatchRequest | None,
         if expected is None:
             result = _learn(
                 node, lambda values: _run_process(node, values, in_specs, dependencies,
-                                                  request, None), data, specs)
+                                                  request, None), data, specs,
+                tokenize(node.node_id, node.name(), request, data))
             result.random_seed = request.random_seed
             return result
     name = f"{task_prefix(node.name())}-{tokenize(node.node_id, node.name(), request, data)}"

@@ -237,6 +237,26 @@ def counts(table) -> dict[str, dict[str, int]]:
     return result
 
 
+README = ROOT / "README.md"
+_COUNTS_BEGIN = "<!-- compat-counts (written by `python scripts/compat_table.py`) -->"
+_COUNTS_END = "<!-- /compat-counts -->"
+
+
+def _count_rows(table) -> list[str]:
+    return [f"| `{namespace}` | {tally['same']} | {tally['different']} | "
+            f"{tally['refuses with guidance']} | {tally['missing']} |"
+            for namespace, tally in counts(table).items()]
+
+
+def render_readme(readme: str) -> str:
+    """``readme`` with the counts between its compat-counts markers brought up to date."""
+    begin = readme.index(_COUNTS_BEGIN) + len(_COUNTS_BEGIN)
+    end = readme.index(_COUNTS_END)
+    block = ["", "| namespace | same | different | refuses with guidance | missing |",
+             "|---|---|---|---|---|", *_count_rows(rows()), ""]
+    return readme[:begin] + "\n".join(block) + readme[end:]
+
+
 def render() -> str:
     """The text of ``docs/compatibility.md``."""
     table = rows()
@@ -252,9 +272,7 @@ def render() -> str:
         "| namespace | same | different | refuses with guidance | missing |",
         "|---|---|---|---|---|",
     ]
-    for namespace, tally in counts(table).items():
-        lines.append(f"| `{namespace}` | {tally['same']} | {tally['different']} | "
-                     f"{tally['refuses with guidance']} | {tally['missing']} |")
+    lines += _count_rows(table)
     for namespace, entries in table.items():
         lines += ["", f"## `{namespace}`", "", "| name | kind | status | notes |",
                   "|---|---|---|---|"]
@@ -274,12 +292,14 @@ def main(argv=None) -> int:
         dump()
         return 0
     text = render()
+    readme = render_readme(README.read_text())
     if args.check:
-        current = TABLE.exists() and TABLE.read_text() == text
-        print("docs/compatibility.md is " + ("current" if current else "out of date: run "
-                                             "python scripts/compat_table.py"))
+        current = TABLE.exists() and TABLE.read_text() == text and README.read_text() == readme
+        print("docs/compatibility.md and README's counts are " + (
+            "current" if current else "out of date: run python scripts/compat_table.py"))
         return 0 if current else 1
     TABLE.write_text(text)
+    README.write_text(readme)
     for namespace, tally in counts(rows()).items():
         print(namespace, tally)
     return 0

@@ -15,6 +15,12 @@ def test_committed_table_is_current():
         "docs/compatibility.md is out of date: run python scripts/compat_table.py"
 
 
+def test_readme_counts_are_current():
+    readme = (ROOT / "README.md").read_text()
+    assert readme == compat_table.render_readme(readme), \
+        "README's compatibility counts are out of date: run python scripts/compat_table.py"
+
+
 def test_table_lists_every_gunpowder_name_once():
     dumped = json.loads((ROOT / "docs" / "gunpowder_namespace.json").read_text())
     table = compat_table.rows()

@@ -14,7 +14,7 @@ import numpy as np
 
 from .batch import Batch
 from .errors import PipelineSetupError
-from .provider import BatchProvider
+from .provider import BatchProvider, planning
 from .request import BatchRequest
 from .scheduling import resolve_scheduler, using_scheduler
 
@@ -149,7 +149,7 @@ class Pipeline:
                 "the pipeline is not set up: use `with gp.build(pipeline) as p:`"
             )
         request = self._seeded(request)
-        with using_scheduler(self.scheduler):
+        with using_scheduler(self.scheduler), planning():
             batch = self.output.request_batch(request)
         batch.random_seed = request.random_seed
         return batch
@@ -197,7 +197,10 @@ def build(pipeline, scheduler=None, client=None, seed: int | None = None):
     pipeline.seed = int(np.random.SeedSequence().entropy % 2**32) if seed is None else int(seed)
     pipeline._counter = itertools.count()
     pipeline.setup()
+    # gunpowder users call request_batch on what they built, a node or a pipeline.
+    pipeline.output._built_pipeline = pipeline
     try:
         yield pipeline
     finally:
+        pipeline.output.__dict__.pop("_built_pipeline", None)
         pipeline.teardown()

@@ -6,6 +6,8 @@ Requests flow upstream through ``prepare`` (plan); lazy arrays flow downstream t
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import logging
 import random
@@ -30,6 +32,19 @@ from .seeds import make_rng
 from .specs import ArraySpec, ProviderSpec
 
 logger = logging.getLogger(__name__)
+
+#: True while a pipeline plans a batch (a node's request_batch is then one step of the plan).
+_planning = contextvars.ContextVar("daskgp_planning", default=False)
+
+
+@contextlib.contextmanager
+def planning():
+    """Mark the block as planning: nodes' ``request_batch`` calls are steps of one plan."""
+    token = _planning.set(True)
+    try:
+        yield
+    finally:
+        _planning.reset(token)
 
 
 class BatchProvider:
@@ -102,6 +117,7 @@ class BatchProvider:
         # A node travels to workers without the rest of the pipeline behind it.
         state = dict(self.__dict__)
         state.pop("upstream_providers", None)
+        state.pop("_built_pipeline", None)
         return state
 
     # --- spec ---------------------------------------------------------------------------------
@@ -173,7 +189,15 @@ class BatchProvider:
     # --- plan + build -------------------------------------------------------------------------
 
     def request_batch(self, request: BatchRequest) -> Batch:
-        """Plan and build a (lazy) batch for ``request``, checking gunpowder's contract."""
+        """Plan and build a (lazy) batch for ``request``, checking gunpowder's contract.
+
+        Called by a user on the node that ``gp.build(node)`` built (gunpowder's
+        ``with gp.build(source): source.request_batch(request)``), it is the pipeline's
+        ``request_batch``: seeded, computed, numpy.
+        """
+        built = self.__dict__.get("_built_pipeline")
+        if built is not None and not _planning.get():
+            return built.request_batch(request)
         batch = None
         try:
             self.check_request_consistency(request)

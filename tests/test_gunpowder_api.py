@@ -205,3 +205,17 @@ def test_profiling_stats_have_gunpowders_accessors():
     assert stats.span_time() >= 0.5
     with pytest.raises(RuntimeError, match="no timing summary for node Crop"):
         stats.get_timing_summary("Crop", "process")
+
+
+def test_request_batch_on_the_built_node_computes_as_in_gunpowder():
+    nodes = make_nodes(gp)
+    source = nodes["SineSource"](RAW)
+    request = gp.BatchRequest()
+    request[RAW] = gp.Roi((0, 0), (4, 4))
+    with gp.build(source):
+        batch = source.request_batch(request)
+    assert isinstance(batch[RAW].data, np.ndarray)
+    pipeline = source + nodes["InvertIntensities"](RAW)
+    with gp.build(pipeline):
+        inverted = pipeline.request_batch(request)
+    np.testing.assert_array_equal(inverted[RAW].data, 1 - batch[RAW].data)

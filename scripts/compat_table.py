@@ -51,6 +51,22 @@ MISSING_REASONS = {
     "ScanCallback": "gunpowder's Scan progress hook; not provided",
     "LocalServer": "TF1 graph server; daskgp's tensorflow nodes are TF2/Keras",
 }
+#: Why a present name differs (appended to its notes while it differs).
+WHY_DIFFERENT = {
+    **{name: "daskgp's errors take a message; gunpowder's attributes (`provider`, "
+             "`request`, `batch`, `original_traceback`) are set where known"
+       for name in ("BatchRequestError", "PipelineRequestError", "PipelineSetupError",
+                    "PipelineTeardownError")},
+    "Array": "a spec is optional (filled from the data)",
+    "build": "daskgp's scheduler, cluster and seed options",
+    "ElasticAugment": "`chunk_shape` sets the warp's output chunks",
+    "DeformAugment": "`chunk_shape` sets the warp's output chunks",
+    "RandomLocation": "`p` and `max_attempts` bound the rejection sampling",
+    "Hdf5Write": "`store` names the file directly, as ZarrWrite's",
+    "ShiftAugment": "`shift_points` needs graphs (pending issue 9)",
+    "Train": "TF2/Keras 3 (gunpowder's is TF1); a TF1 call is refused with what to pass",
+    "Predict": "TF2/Keras 3 (gunpowder's is TF1); a TF1 call is refused with what to pass",
+}
 PENDING_NAMESPACES = {"gunpowder.torch": "pending issue 12 (torch Train/Predict)"}
 
 
@@ -217,6 +233,8 @@ def rows() -> dict[str, list[tuple[str, str, str, str]]]:
         for name, entry in sorted(names.items()):
             if module is not None and hasattr(module, name):
                 status, notes = compare(entry, getattr(module, name))
+                if status == "different" and name in WHY_DIFFERENT:
+                    notes += f" (why: {WHY_DIFFERENT[name]})"
             else:
                 status = "missing"
                 notes = MISSING_REASONS.get(name) or PENDING_NAMESPACES.get(namespace) or \

@@ -216,11 +216,19 @@ def compare(entry: dict, value) -> tuple[str, str]:
 
 
 def _daskgp_namespace(namespace: str):
+    """daskgp's module for ``namespace``, from the same source tree as ``daskgp`` itself (an
+    editable install elsewhere can otherwise supply subpackages this tree lacks)."""
+    import daskgp
+
     name = "daskgp" + namespace[len("gunpowder"):]
     try:
-        return importlib.import_module(name)
+        module = importlib.import_module(name)
     except ImportError:
         return None
+    tree = pathlib.Path(daskgp.__file__).resolve().parent
+    if not pathlib.Path(module.__file__).resolve().is_relative_to(tree):
+        return None
+    return module
 
 
 def rows() -> dict[str, list[tuple[str, str, str, str]]]:

@@ -14,6 +14,7 @@ requests build lazy tasks with that contract, and a task whose result disagrees 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import random
 import threading
 
@@ -64,6 +65,37 @@ def skip_with_global_seed(node, request: BatchRequest):
     """Call a numpy node's ``skip_node`` with the global RNGs seeded from the request."""
     with _seeded_globals(node, request, "skip"):
         return node.skip_node(request)
+
+
+_learning = contextvars.ContextVar("daskgp_numpy_learning", default=True)
+
+
+@contextlib.contextmanager
+def without_learning():
+    """Plan numpy nodes whose outputs are not learned yet without running them: their specs'
+    dtypes (or their inputs') and their inputs' channel axes are assumed instead, and not
+    recorded. For graphs that are planned only to be described (``daskgp precompute``'s
+    probe of a finished output), never to be trusted when computed."""
+    token = _learning.set(False)
+    try:
+        yield
+    finally:
+        _learning.reset(token)
+
+
+def _assumed(node, specs: dict, inputs: dict) -> dict | None:
+    """``{key: (shape, dtype)}`` assumed from specs and inputs, or None where one is unknown."""
+    expected = {}
+    for key, spec in specs.items():
+        dtype = spec.dtype if spec.dtype is not None else (
+            inputs[key].data.dtype if key in inputs else None)
+        if dtype is None:
+            return None
+        leading = ()
+        if key in inputs:
+            leading = _leading_shape(inputs[key].data, inputs[key].spec)
+        expected[key] = (_expected_shape(key, spec, leading), np.dtype(dtype))
+    return expected
 
 
 def learned_outputs(node) -> dict:
@@ -247,6 +279,8 @@ def provide_in_task(node, request: BatchRequest) -> Batch:
     specs = {key: _output_spec(node, key, request, {}) for key in _requested_keys(request)}
     with _LEARN_LOCK:
         expected = _expected(node, specs)
+        if expected is None and not _learning.get():
+            expected = _assumed(node, specs, {})
         if expected is None:
             batch = _learn(node, lambda _: _run_provide(node, request, None), {}, specs,
                            tokenize(node.node_id, node.name(), request))
@@ -277,6 +311,8 @@ def process_in_task(node, batch: Batch, dependencies: BatchRequest | None,
     data = {key: _one_block(array.data) for key, array in inputs.items()}
     with _LEARN_LOCK:
         expected = _expected(node, specs)
+        if expected is None and not _learning.get():
+            expected = _assumed(node, specs, inputs)
         if expected is None:
             result = _learn(
                 node, lambda values: _run_process(node, values, in_specs, dependencies,

@@ -80,3 +80,17 @@ def test_roi_assignment_wraps_the_roi_in_a_spec():
     request = gp.BatchRequest()
     request[RGB] = gp.Roi((0, 0), (4, 4))
     assert isinstance(request[RGB], gp.ArraySpec) and request[RGB].roi == gp.Roi((0, 0), (4, 4))
+
+
+def test_planning_without_learning_runs_no_numpy_node():
+    from daskgp.numpy_nodes import learned_outputs, without_learning
+
+    node = ChangesItsMind()
+    nodes = make_nodes(gp)
+    with gp.build(nodes["RgbSource"](RGB) + gp.Normalize(RGB) + node, scheduler="sync") as p:
+        with without_learning():
+            lazy = p.request_lazy_batch(rgb_request((4, 8)))
+        assert node.calls == 0 and learned_outputs(node) == {}
+        assert lazy[RGB].data.dtype == np.float32 and lazy[RGB].data.shape == (3, 12, 20)
+        p.request_batch(rgb_request((4, 8)))
+        assert node.calls == 1 and RGB in learned_outputs(node)

@@ -72,10 +72,10 @@ class ArraySpec:
         every field ``spec`` sets (not None) is taken from it.
 
         Example:
-            >>> a = ArraySpec(roi=Roi((0,), (4,)))
-            >>> a.update_with(ArraySpec(roi=Roi((2,), (4,)), dtype="uint8"))
+            >>> a = ArraySpec(roi=Roi((0, 0), (4, 4)))
+            >>> a.update_with(ArraySpec(roi=Roi((2, 2), (4, 4)), dtype="uint8"))
             >>> a.roi, a.dtype
-            ([0:6] (6,), dtype('uint8'))
+            ([0:6, 0:6] (6, 6), dtype('uint8'))
         """
         if self.roi is not None and spec.roi is not None:
             self.roi = self.roi.union(spec.roi)

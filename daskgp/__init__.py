@@ -12,6 +12,7 @@ from .errors import (
     DaskgpError,
     PipelineRequestError,
     PipelineSetupError,
+    PipelineTeardownError,
     SourceError,
     TaskError,
 )
@@ -27,6 +28,8 @@ from .scheduling import resolve_scheduler
 from .specs import ArraySpec, GraphSpec, ProviderSpec
 
 __version__ = "0.1.0"
+#: gunpowder's name for the version.
+version = __version__
 
 __all__ = [
     "Array",
@@ -52,6 +55,7 @@ __all__ = [
     "Pipeline",
     "PipelineRequestError",
     "PipelineSetupError",
+    "PipelineTeardownError",
     "ProviderSpec",
     "Roi",
     "SourceError",

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-import copy
+import copy as copy_module
 import itertools
 from collections.abc import Iterator
 
@@ -61,8 +61,12 @@ class Array:
         """True while the data is a dask array."""
         return isinstance(self.data, da.Array)
 
-    def crop(self, roi: Roi) -> Array:
-        """A view of this array restricted to ``roi`` (world units; must lie inside)."""
+    def crop(self, roi: Roi, copy: bool = True) -> Array:
+        """This array restricted to ``roi`` (world units; must lie inside).
+
+        As in gunpowder, numpy data is copied unless ``copy=False`` (then it is a view);
+        dask data is never copied (dask arrays are immutable).
+        """
         if self.spec.nonspatial:
             return self
         if not self.spec.roi.contains(roi):
@@ -71,11 +75,22 @@ class Array:
         channels = (slice(None),) * (self.data.ndim - roi.dims)
         spec = self.spec.copy()
         spec.roi = roi
-        return Array(self.data[channels + slices], spec, self.attrs)
+        data = self.data[channels + slices]
+        if copy and not self.is_lazy:
+            data = np.array(data)
+        return Array(data, spec, copy_module.deepcopy(self.attrs) if copy else self.attrs)
+
+    def merge(self, array: Array, copy_from_self: bool = False, copy: bool = False) -> Array:
+        """Not provided, as in gunpowder 1.5 (whose ``Array.merge`` raises): put the array
+        into a ``Batch`` and use ``Batch.merge``, or crop and assign ``.data``."""
+        raise NotImplementedError(
+            "Array.merge is not provided (gunpowder 1.5 raises 'Merge function should not be "
+            "used!'): merge batches with Batch.merge, or crop with Array.crop"
+        )
 
     def copy(self) -> Array:
         """A copy with its own spec (data is shared: dask arrays are immutable)."""
-        return Array(self.data, self.spec, copy.deepcopy(self.attrs))
+        return Array(self.data, self.spec, copy_module.deepcopy(self.attrs))
 
     def __repr__(self) -> str:
         kind = "dask" if self.is_lazy else "numpy"
@@ -168,16 +183,17 @@ class Batch:
         batch.side_effects = list(self.side_effects)
         return batch
 
-    def crop(self, request) -> Batch:
-        """A batch with only the keys of ``request``, each cropped to its requested ROI (graphs
-        with ``Graph.crop``: dangling nodes of edges that leave the ROI stay)."""
+    def crop(self, request, copy: bool = False) -> Batch:
+        """A batch with only the keys of ``request``, each cropped to its requested ROI (numpy
+        data copied if ``copy``, as in gunpowder; graphs with ``Graph.crop``: dangling nodes of
+        edges that leave the ROI stay)."""
         arrays = {}
         for key, spec in request.array_specs.items():
             if key not in self.arrays:
                 continue
             array = self.arrays[key]
             if spec.roi is not None and not array.spec.nonspatial:
-                array = array.crop(spec.roi)
+                array = array.crop(spec.roi, copy=copy)
             arrays[key] = array
         cropped = self._with_arrays(arrays)
         cropped.graphs = {}
@@ -187,8 +203,10 @@ class Batch:
                 cropped.graphs[key] = graph if spec.roi is None else graph.crop(spec.roi)
         return cropped
 
-    def merge(self, batch: Batch) -> Batch:
-        """This batch with the arrays of ``batch`` added or replacing ours."""
+    def merge(self, batch: Batch, merge_profiling_stats: bool = True) -> Batch:
+        """This batch with the arrays of ``batch`` added or replacing ours (gunpowder's rule:
+        ``batch``'s version wins). Profiling stats: ``batch``'s replace ours unless
+        ``merge_profiling_stats=False``."""
         arrays = dict(self.arrays)
         arrays.update(batch.arrays)
         merged = self._with_arrays(arrays)
@@ -196,7 +214,8 @@ class Batch:
         # By identity: ``==`` on a Delayed builds a task instead of comparing.
         merged.side_effects += [t for t in batch.side_effects
                                 if not any(t is s for s in merged.side_effects)]
-        for attr in ("loss", "iteration", "profiling_stats"):
+        attrs = ("loss", "iteration") + (("profiling_stats",) if merge_profiling_stats else ())
+        for attr in attrs:
             if getattr(batch, attr) is not None:
                 setattr(merged, attr, getattr(batch, attr))
         return merged

@@ -5,9 +5,36 @@ Every message names the node, the key and the ROIs involved, so a failing pipeli
 
 from __future__ import annotations
 
+#: Longest text of one value (an exception's message, a repr) that an error message quotes.
+MAX_QUOTED_CHARS = 1500
+
+
+def shorten(text: object, limit: int = MAX_QUOTED_CHARS) -> str:
+    """``str(text)``, its middle cut out if longer than ``limit``, so errors stay readable.
+
+    Example:
+        >>> shorten("x" * 5000, limit=20)
+        'xxxxxxxxxx[... 4980 characters cut ...]xxxxxxxxxx'
+    """
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}[... {len(text) - 2 * half} characters cut ...]{text[-half:]}"
+
 
 class DaskgpError(Exception):
-    """Base class of all daskgp errors."""
+    """Base class of all daskgp errors.
+
+    gunpowder's error attributes are kept where known (None otherwise): ``provider`` (the
+    node), ``request``, ``batch``, ``pipeline`` and ``original_traceback`` (a list of lines).
+    """
+
+    provider = None
+    request = None
+    batch = None
+    pipeline = None
+    original_traceback: list[str] | None = None
 
 
 class BatchRequestError(DaskgpError):
@@ -24,6 +51,10 @@ class PipelineSetupError(DaskgpError):
 
 class PipelineRequestError(DaskgpError):
     """A node failed while planning or building a batch; names the node and the request."""
+
+
+class PipelineTeardownError(DaskgpError):
+    """A node failed while the pipeline was torn down; names the node."""
 
 
 class ArrayError(DaskgpError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import traceback
 
-from .errors import DaskgpError, TaskError
+from .errors import MAX_QUOTED_CHARS, DaskgpError, TaskError, shorten
 
 
 def task_prefix(name: str) -> str:
@@ -40,9 +40,11 @@ class NodeTask:
         except DaskgpError:  # already names its node
             raise
         except Exception as error:
+            frames = "".join(traceback.format_tb(error.__traceback__))
             raise TaskError(
-                f"{self.node_name}: a task failed with {type(error).__name__}: {error}\n"
-                f"original traceback:\n{traceback.format_exc()}"
+                f"{self.node_name}: a task failed with {type(error).__name__}: "
+                f"{shorten(error)}\noriginal traceback:\n"
+                f"{shorten(frames, 4 * MAX_QUOTED_CHARS)}"
             ) from error
 
     def __dask_tokenize__(self):

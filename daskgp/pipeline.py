@@ -14,7 +14,7 @@ import numpy as np
 
 from .batch import Batch
 from .errors import PipelineSetupError
-from .provider import BatchProvider
+from .provider import BatchProvider, planning
 from .request import BatchRequest
 from .scheduling import resolve_scheduler, using_scheduler
 
@@ -98,7 +98,7 @@ class Pipeline:
 
         def connect(node: Pipeline) -> None:
             # A node set up before (an earlier build) declares its spec anew.
-            for attr in ("_spec", "_provided_items", "_updated_items"):
+            for attr in ("_spec", "_provided_items", "_updated_items", "_learned_outputs"):
                 node.output.__dict__.pop(attr, None)
             node.output.remove_upstream_providers()
             for child in node.children:
@@ -121,6 +121,14 @@ class Pipeline:
         self.traverse(lambda node: node.output.teardown(), reverse=True)
         self._is_setup = False
 
+    def internal_teardown(self) -> None:
+        """gunpowder's name: each node's ``internal_teardown``, then disconnect the nodes."""
+        try:
+            self.traverse(lambda node: node.output.internal_teardown(), reverse=True)
+            self._is_setup = False
+        finally:
+            self.traverse(lambda node: node.output.remove_upstream_providers())
+
     @property
     def spec(self):
         """What the pipeline provides."""
@@ -142,7 +150,7 @@ class Pipeline:
                 "the pipeline is not set up: use `with gp.build(pipeline) as p:`"
             )
         request = self._seeded(request)
-        with using_scheduler(self.scheduler):
+        with using_scheduler(self.scheduler), planning():
             batch = self.output.request_batch(request)
         batch.random_seed = request.random_seed
         batch.id = next(self._batch_ids)  # ids count the batches of this build, from 0
@@ -192,7 +200,10 @@ def build(pipeline, scheduler=None, client=None, seed: int | None = None):
     pipeline._counter = itertools.count()
     pipeline._batch_ids = itertools.count()
     pipeline.setup()
+    # gunpowder users call request_batch on what they built, a node or a pipeline.
+    pipeline.output._built_pipeline = pipeline
     try:
         yield pipeline
     finally:
+        pipeline.output.__dict__.pop("_built_pipeline", None)
         pipeline.teardown()

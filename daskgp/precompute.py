@@ -6,6 +6,7 @@ batches already written). ``daskgp precompute`` parses its arguments in ``daskgp
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -27,6 +28,7 @@ from .errors import ArrayError, PipelineSetupError
 from .geometry import Coordinate, Roi
 from .keys import ArrayKey
 from .names import NodeTask
+from .numpy_nodes import without_learning
 from .pipeline import Pipeline, build
 from .request import BatchRequest
 from .scheduling import is_client, resolve_scheduler
@@ -452,7 +454,9 @@ def precompute(
         pending = [int(i) for i in np.flatnonzero(~completed)]
         # The probe is planned, never computed; it is the first pending batch, reused below.
         first = pending[0] if pending else 0
-        probe = p.request_lazy_batch(request.in_sequence(seed, first))
+        # A finished output's probe only describes the layout: numpy nodes are not run.
+        with contextlib.nullcontext() if pending else without_learning():
+            probe = p.request_lazy_batch(request.in_sequence(seed, first))
         layout = PrecomputeLayout(int(num_batches), seed, tuple(
             StoredArray.from_array(key, probe[key].data, probe[key].spec)
             for key, spec in request.array_specs.items() if not spec.placeholder

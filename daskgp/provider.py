@@ -6,8 +6,12 @@ Requests flow upstream through ``prepare`` (plan); lazy arrays flow downstream t
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import logging
+import random
+import traceback
 
 import dask.array as da
 import numpy as np
@@ -19,6 +23,7 @@ from .errors import (
     DaskgpError,
     PipelineRequestError,
     PipelineSetupError,
+    shorten,
 )
 from .keys import ArrayKey
 from .profiling import timed
@@ -27,6 +32,19 @@ from .seeds import make_rng
 from .specs import ArraySpec, ProviderSpec
 
 logger = logging.getLogger(__name__)
+
+#: True while a pipeline plans a batch (a node's request_batch is then one step of the plan).
+_planning = contextvars.ContextVar("daskgp_planning", default=False)
+
+
+@contextlib.contextmanager
+def planning():
+    """Mark the block as planning: nodes' ``request_batch`` calls are steps of one plan."""
+    token = _planning.set(True)
+    try:
+        yield
+    finally:
+        _planning.reset(token)
 
 
 class BatchProvider:
@@ -51,13 +69,22 @@ class BatchProvider:
 
     #: True for nodes whose ``provide``/``process`` return dask arrays (a lazy graph).
     lazy: bool = False
-    #: Drop placeholder keys before asking ``provide``.
-    remove_placeholders: bool = False
+    #: gunpowder's default: providers get requests without placeholders, filters with them.
+    _removes_placeholders_by_default: bool = True
     #: Numpy nodes only: the node may draw from ``random``/``numpy.random``. daskgp then seeds
     #: them from the request and runs the node's calls one at a time per process (global state
     #: is shared by threads). Set False on numpy nodes that draw nothing, so their tasks run in
     #: parallel on the threads scheduler.
     uses_global_random: bool = True
+
+    @property
+    def remove_placeholders(self) -> bool:
+        """Drop placeholder keys before asking ``provide`` (see ``enable_placeholders``)."""
+        return self.__dict__.get("_remove_placeholders", self._removes_placeholders_by_default)
+
+    def enable_placeholders(self) -> None:
+        """Let placeholder keys reach ``provide`` (gunpowder's switch; call in ``setup``)."""
+        self._remove_placeholders = False
 
     # --- wiring -------------------------------------------------------------------------------
 
@@ -90,6 +117,7 @@ class BatchProvider:
         # A node travels to workers without the rest of the pipeline behind it.
         state = dict(self.__dict__)
         state.pop("upstream_providers", None)
+        state.pop("_built_pipeline", None)
         return state
 
     # --- spec ---------------------------------------------------------------------------------
@@ -126,6 +154,25 @@ class BatchProvider:
     def teardown(self) -> None:
         """Release resources; called once when the pipeline is torn down."""
 
+    def internal_teardown(self) -> None:
+        """Forget the spec declared in ``setup`` and call ``teardown`` (gunpowder's hook)."""
+        for attr in ("_spec", "_provided_items", "_updated_items", "_learned_outputs"):
+            self.__dict__.pop(attr, None)
+        self.teardown()
+
+    def remove_provided(self, request: BatchRequest) -> None:
+        """Delete from ``request`` the keys this node provides (it makes them itself)."""
+        for key in self.provided_items:
+            if key in request:
+                del request[key]
+
+    def set_seeds(self, request: BatchRequest) -> None:
+        """Seed ``random`` and ``numpy.random`` with ``request.random_seed``, as gunpowder
+        does before every node. daskgp's own nodes do not need it (their generators are
+        seeded per node, see ``rng``); numpy nodes are seeded per node by daskgp itself."""
+        random.seed(request.random_seed)
+        np.random.seed(request.random_seed)
+
     def name(self) -> str:
         """The node's name in errors and task keys."""
         return type(self).__name__
@@ -142,7 +189,15 @@ class BatchProvider:
     # --- plan + build -------------------------------------------------------------------------
 
     def request_batch(self, request: BatchRequest) -> Batch:
-        """Plan and build a (lazy) batch for ``request``, checking gunpowder's contract."""
+        """Plan and build a (lazy) batch for ``request``, checking gunpowder's contract.
+
+        Called by a user on the node that ``gp.build(node)`` built (gunpowder's
+        ``with gp.build(source): source.request_batch(request)``), it is the pipeline's
+        ``request_batch``: seeded, computed, numpy.
+        """
+        built = self.__dict__.get("_built_pipeline")
+        if built is not None and not _planning.get():
+            return built.request_batch(request)
         batch = None
         try:
             self.check_request_consistency(request)
@@ -158,9 +213,13 @@ class BatchProvider:
         except DaskgpError:
             raise
         except Exception as error:
-            raise PipelineRequestError(
-                f"{self.name()} failed on request:\n{request}\n{type(error).__name__}: {error}"
-            ) from error
+            wrapped = PipelineRequestError(
+                f"{self.name()} failed on request:\n{request}\n{type(error).__name__}: "
+                f"{shorten(error)}"
+            )
+            wrapped.provider, wrapped.request, wrapped.batch = self, request, batch
+            wrapped.original_traceback = traceback.format_exception(error)
+            raise wrapped from error
         return batch
 
     def _provide(self, request: BatchRequest) -> Batch:
@@ -246,7 +305,13 @@ class BatchProvider:
                         f"{self.name()}: {key} has voxel size {array.spec.voxel_size} in the "
                         f"batch, but the node provides {provided.voxel_size}"
                     )
-            expected_dtype = request_spec.dtype or (provided.dtype if provided else None)
+            # gunpowder checks only the requested dtype; daskgp also holds its own (lazy) nodes
+            # to the dtype they declare. Numpy nodes' dtypes are learned (numpy_nodes).
+            declared = provided.dtype if provided is not None and self.lazy else None
+            if isinstance(self, BatchFilter) and key not in (
+                    set(self.provided_items) | set(self.updated_items)):
+                declared = None
+            expected_dtype = request_spec.dtype or declared
             if expected_dtype is not None and array.data.dtype != expected_dtype:
                 raise BatchError(
                     f"{self.name()}: {key} was expected as {np.dtype(expected_dtype)}, "
@@ -316,6 +381,7 @@ class BatchFilter(BatchProvider):
     #: Lazy filters get dask arrays even downstream of a materialization boundary, unless they
     #: handle numpy arrays themselves (``Snapshot``, ``Train``).
     accepts_numpy: bool = False
+    _removes_placeholders_by_default = False
 
     def get_upstream_provider(self) -> BatchProvider:
         """The one provider upstream of this filter."""
@@ -361,16 +427,32 @@ class BatchFilter(BatchProvider):
         """Skip this filter for requests that contain none of its updated or provided keys."""
         self._autoskip_enabled = skip
 
+    @property
+    def autoskip_enabled(self) -> bool:
+        """Whether ``enable_autoskip`` was called."""
+        return self.__dict__.get("_autoskip_enabled", False)
+
     def skip_node(self, request: BatchRequest) -> bool:
-        """Override to skip this node for ``request`` (e.g. with probability ``1 - p``)."""
+        """Override to skip this node for ``request`` (e.g. with probability ``1 - p``).
+
+        A skipped node passes the request upstream unchanged (minus what it provides) and the
+        batch downstream untouched: neither ``prepare`` nor ``process`` runs. Numpy nodes'
+        ``skip_node`` runs with the global RNGs seeded from the request, like ``prepare``.
+        """
         return False
 
     def _can_skip(self, request: BatchRequest) -> bool:
-        if self.__dict__.get("_autoskip_enabled", False):
+        if self.autoskip_enabled:
+            # gunpowder's rule: run if any non-placeholder key is provided or updated here.
             touched = set(self.updated_items) | set(self.provided_items)
-            if not any(key in request for key in touched):
+            if not any(key in touched for key, spec in request.items()
+                       if not spec.placeholder):
                 return True
-        return self.skip_node(request)
+        if self.lazy:
+            return bool(self.skip_node(request))
+        from .numpy_nodes import skip_with_global_seed
+
+        return bool(skip_with_global_seed(self, request))
 
     def prepare(self, request: BatchRequest) -> BatchRequest | None:
         """Return what this filter needs upstream for ``request`` (None: the request as is)."""
@@ -409,9 +491,7 @@ class BatchFilter(BatchProvider):
                     f"{self.name()}.prepare() returned {type(dependencies).__name__}; it must "
                     "return a BatchRequest or None"
                 )
-        for key in self.provided_items:
-            if key in upstream_request:
-                del upstream_request[key]
+        self.remove_provided(upstream_request)
         upstream_request.random_seed = request.random_seed
 
         batch = self.get_upstream_provider().request_batch(upstream_request)
@@ -420,19 +500,19 @@ class BatchFilter(BatchProvider):
 
         if dependencies is not None:
             dependencies.remove_placeholders()
-            node_batch = batch.crop(dependencies)
-        else:
-            node_batch = batch
         downstream_request.remove_placeholders()
         with timed(self.name(), "process"):
             if self.lazy:
+                node_batch = batch if dependencies is None else batch.crop(dependencies)
                 if not self.accepts_numpy:
                     node_batch = _as_dask(node_batch)
                 processed = self.process(node_batch, downstream_request)
             else:
                 from .numpy_nodes import process_in_task
 
-                processed = process_in_task(self, node_batch, downstream_request)
+                # gunpowder's crop to the dependencies happens inside the node's task.
+                node_batch = batch
+                processed = process_in_task(self, batch, dependencies, downstream_request)
         if processed is None:
             processed = node_batch
         return batch.merge(processed).crop(downstream_request)

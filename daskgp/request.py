@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from .geometry import Coordinate, Roi
 from .keys import ArrayKey, GraphKey
 from .seeds import derive_seed
@@ -46,6 +48,10 @@ class BatchRequest(ProviderSpec):
         if seed != self._random_seed:
             self.__dict__.pop("_sequence", None)
         self._random_seed = seed
+
+    def is_deterministic(self) -> bool:
+        """True if this request has a seed of its own (gunpowder's test)."""
+        return self._random_seed is not None
 
     @property
     def sequence(self) -> tuple[int, int] | None:
@@ -121,10 +127,20 @@ class BatchRequest(ProviderSpec):
                     setattr(mine, field, getattr(spec, field))
         return merged
 
-    def remove_placeholders(self) -> None:
-        """Drop the keys that are requested only as placeholders."""
-        for key in [k for k, spec in self.items() if spec.placeholder]:
-            del self[key]
+    def merge(self, request: BatchRequest) -> BatchRequest:
+        """gunpowder's deprecated ``merge``: a copy whose ROIs are the unions with
+        ``request``'s (other fields are kept); use ``update_with``, which also takes them."""
+        warnings.warn("merge is deprecated! please use update_with as it accounts for spec "
+                      "metadata", DeprecationWarning, stacklevel=2)
+        if not isinstance(request, BatchRequest):
+            raise TypeError(f"merge takes a BatchRequest, got {request!r}")
+        merged = self.copy()
+        for key, spec in request.items():
+            if key not in merged or getattr(merged[key], "nonspatial", False):
+                merged[key] = spec
+            else:
+                merged[key].roi = merged[key].roi.union(spec.roi)
+        return merged
 
     def __repr__(self) -> str:
         return super().__repr__()[:-1] + f"\trandom_seed={self._random_seed}\n)"

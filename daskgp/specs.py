@@ -66,6 +66,24 @@ class ArraySpec:
             spec.roi = Roi(self.roi.offset, self.roi.shape)
         return spec
 
+    def update_with(self, spec: ArraySpec) -> None:
+        """Grow this spec to cover ``spec`` (gunpowder's rule): the ROI becomes the union, and
+        every field ``spec`` sets (not None) is taken from it.
+
+        Example:
+            >>> a = ArraySpec(roi=Roi((0, 0), (4, 4)))
+            >>> a.update_with(ArraySpec(roi=Roi((2, 2), (4, 4)), dtype="uint8"))
+            >>> a.roi, a.dtype
+            ([0:6, 0:6] (6, 6), dtype('uint8'))
+        """
+        if self.roi is not None and spec.roi is not None:
+            self.roi = self.roi.union(spec.roi)
+        elif spec.roi is not None:
+            self.roi = spec.roi
+        for field in ("voxel_size", "interpolatable", "nonspatial", "dtype", "placeholder"):
+            if getattr(spec, field) is not None:
+                setattr(self, field, getattr(spec, field))
+
     def _fields(self) -> tuple:
         return (
             self.roi,
@@ -174,6 +192,8 @@ class ProviderSpec:
             self[key] = spec
 
     def __setitem__(self, key: ArrayKey | GraphKey, spec: ArraySpec | GraphSpec) -> None:
+        if isinstance(spec, Roi):  # gunpowder's ``request[key] = Roi(...)``
+            spec = ArraySpec(roi=spec) if isinstance(key, ArrayKey) else GraphSpec(roi=spec)
         if isinstance(key, ArrayKey):
             if not isinstance(spec, ArraySpec):
                 raise TypeError(f"the spec for array {key} must be an ArraySpec, got {spec!r}")
@@ -234,11 +254,16 @@ class ProviderSpec:
             common = spec.roi if common is None else common.intersect(spec.roi)
         return common
 
-    def get_lcm_voxel_size(self, keys=None) -> Coordinate | None:
-        """Least common multiple of the voxel sizes of ``keys`` (default: all arrays)."""
+    def remove_placeholders(self) -> None:
+        """Drop the keys whose spec is only a placeholder."""
+        for key in [k for k, spec in self.items() if spec.placeholder]:
+            del self[key]
+
+    def get_lcm_voxel_size(self, array_keys=None) -> Coordinate | None:
+        """Least common multiple of the voxel sizes of ``array_keys`` (default: all arrays)."""
         from .geometry import lcm_voxel_size
 
-        keys = self.array_specs.keys() if keys is None else keys
+        keys = self.array_specs.keys() if array_keys is None else array_keys
         return lcm_voxel_size(
             self.array_specs[k].voxel_size for k in keys if k in self.array_specs
         )

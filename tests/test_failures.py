@@ -84,3 +84,29 @@ def test_killed_worker_still_delivers_the_batches_in_order():
     for got, want in zip([first, *rest], expected, strict=True):
         for key in want.arrays:
             np.testing.assert_array_equal(got[key].data, want[key].data)
+
+
+class ExplodesLoudly(gp.BatchFilter):
+    """A numpy node that fails with a huge message (e.g. an array's repr), counting its calls."""
+
+    calls = 0
+
+    def process(self, batch, request):
+        ExplodesLoudly.calls += 1
+        raise ValueError("bad values: " + repr(list(range(5000))))
+
+
+def test_numpy_node_fails_once_in_the_driver_before_precache_fans_out():
+    ExplodesLoudly.calls = 0
+    pipeline = PositionSource() + ExplodesLoudly() + gp.PreCache(cache_size=4, num_workers=2)
+    with gp.build(pipeline, scheduler="threads") as p:
+        request = make_request()
+        request.random_seed = None
+        with pytest.raises(gp.TaskError) as error:
+            p.request_batch(request)
+    assert ExplodesLoudly.calls == 1, "the error was raised before other batches were planned"
+    message = str(error.value)
+    assert message.startswith("ExplodesLoudly: a task failed with ValueError: bad values: [0, 1,")
+    assert "characters cut" in message and len(message) < 8000
+    assert "in process" in message, "the node's frame of the traceback is kept"
+    assert isinstance(error.value.__cause__, ValueError)

@@ -89,6 +89,9 @@ def test_node_returning_wrong_roi_is_named(source):
 class WrongDtype(gp.BatchFilter):
     lazy = True
 
+    def setup(self):
+        self.updates(RAW, self.spec[RAW].copy())
+
     def process(self, batch, request):
         spec = batch[RAW].spec.copy()
         spec.dtype = np.dtype(np.float32)

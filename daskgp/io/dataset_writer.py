@@ -111,7 +111,7 @@ class DatasetWrite(BatchFilter):
             if blocks is not None and key in blocks.write_rois:
                 write_roi = blocks.write_rois[key]
             self._check_aligned(key, write_roi, layout)
-            data = array.crop(write_roi).data
+            data = array.crop(write_roi, copy=False).data
             data = data.reshape(ome_ngff_shape(data.shape, write_roi.dims))  # no batch axis
             dtype = self.dataset_dtypes.get(key)
             if dtype is not None and data.dtype != dtype:

@@ -25,9 +25,9 @@ from ..transforms import (
     control_point_counts,
     fused_source,
     section_shifts,
-    source_box,
     spline_coefficients,
     warp_locations,
+    tight_source_box,
 )
 
 _PLAN_CACHE_SIZE = 16
@@ -341,7 +341,8 @@ class _Plan:
     def upstream_roi(self, roi: Roi) -> Roi:
         """The ROI whose source voxels the output voxels of ``roi`` read."""
         begin, shape = self.grid_box(roi)
-        box_begin, box_end = source_box(self.transform, begin, shape)
+        # Exact, as gunpowder's (which reads its whole transformation): no larger than needed.
+        box_begin, box_end = tight_source_box(self.transform, begin, shape)
         spatial_begin = self.grid_roi.begin + Coordinate(box_begin) * self.voxel_size
         spatial_shape = (Coordinate(box_end) - Coordinate(box_begin)) * self.voxel_size
         leading = roi.dims - self.dims

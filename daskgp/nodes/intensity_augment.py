@@ -39,7 +39,9 @@ class IntensityAugment(BatchFilter):
         shift_max (float): largest shift.
         z_section_wise (bool): draw scale and shift, and take the mean, for each section along
             the first spatial axis; same as ``slab=(1, -1, ...)`` on spatial data.
-            Deprecated in gunpowder in favour of ``slab``.
+            Deprecated in gunpowder in favour of ``slab`` (passing it warns, as there).
+            ``z_section_wise=False`` with a ``slab`` is accepted (gunpowder asserts that any
+            ``z_section_wise`` excludes ``slab``); ``True`` with a ``slab`` is refused.
         clip (bool): clip the result to [0, 1] and require input values in [0, 1].
         p (float): probability of augmenting a batch at all (default 1).
         slab (tuple of int, optional): augment independently in slabs of this shape, over all
@@ -65,7 +67,7 @@ class IntensityAugment(BatchFilter):
         scale_max: float,
         shift_min: float,
         shift_max: float,
-        z_section_wise: bool = False,
+        z_section_wise: bool | None = None,
         clip: bool = True,
         p: float = 1.0,
         slab: Sequence[int] | None = None,
@@ -74,7 +76,7 @@ class IntensityAugment(BatchFilter):
             raise PipelineSetupError(
                 f"IntensityAugment({array}): z_section_wise and slab are mutually exclusive"
             )
-        if z_section_wise:
+        if z_section_wise is not None:
             warnings.warn(
                 "IntensityAugment: z_section_wise is deprecated in gunpowder; use slab instead",
                 DeprecationWarning,

@@ -31,6 +31,8 @@ class Pad(BatchFilter):
     whole upstream array). In reflect mode the upstream request also covers the voxels that
     are mirrored into the border, so the result never depends on where a request starts.
 
+    Arguments in gunpowder's order: ``Pad(key, size, "reflect")`` sets the mode.
+
     Differences from gunpowder: ``mode="reflect"`` is new; ``size`` must be a multiple of the
     voxel size (a padding off the voxel grid could not be filled voxel by voxel). A graph key
     is padded as in gunpowder: its ROI grows, no node is added.
@@ -39,12 +41,12 @@ class Pad(BatchFilter):
         key (ArrayKey or GraphKey): the array (or graph) to pad.
         size (Coordinate or None): padding added on each side in world units; None pads
             without bounds.
-        value (scalar, optional): value of the padding in mode ``"constant"`` (default 0).
         mode (str): ``"constant"`` or ``"reflect"``.
+        value (scalar, optional): value of the padding in mode ``"constant"`` (default 0).
 
     Example:
         >>> raw = ArrayKey("RAW")
-        >>> pipeline = gp.ArraySource(raw, np.arange(1, 5)) + gp.Pad(raw, Coordinate(2), 9)
+        >>> pipeline = gp.ArraySource(raw, np.arange(1, 5)) + gp.Pad(raw, Coordinate(2), value=9)
         >>> request = gp.BatchRequest()
         >>> request[raw] = ArraySpec(roi=Roi((-2,), (8,)))
         >>> with gp.build(pipeline, scheduler="sync") as p:
@@ -54,8 +56,8 @@ class Pad(BatchFilter):
 
     lazy = True
 
-    def __init__(self, key: ArrayKey, size: Coordinate | None, value=None,
-                 mode: str = "constant") -> None:
+    def __init__(self, key: ArrayKey, size: Coordinate | None, mode: str = "constant",
+                 value=None) -> None:
         if mode not in MODES:
             raise PipelineSetupError(
                 f"{type(self).__name__}: mode={mode!r} for {key} is not one of {MODES}"

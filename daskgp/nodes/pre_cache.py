@@ -65,8 +65,13 @@ class PreCache(BatchFilter):
                  else scheduler)
         if self._prefetcher is None or not self._continues(state):
             self._close()
+            # Plan the first batch here, before fanning out: a node's error (or a numpy node
+            # learning its outputs, see numpy_nodes) happens once, in the driver.
+            planned = {index: upstream.request_batch(template.in_sequence(base, index))}
 
             def plan(i: int, template=template, base=base) -> Batch:
+                if i in planned:
+                    return planned.pop(i)
                 return upstream.request_batch(template.in_sequence(base, i))
 
             self._prefetcher = BatchPrefetcher(plan, scheduler, self.cache_size,

@@ -72,12 +72,7 @@ class PrintProfilingStats(BatchFilter):
 
     def _accumulate(self, stats: ProfilingStats) -> None:
         window = self._window
-        for node, phases in stats.seconds.items():
-            for phase, seconds in phases.items():
-                window.add(node, phase, seconds)
-        for node, count in stats.tasks.items():
-            window.tasks[node] += count
-        window.batches += 1
+        window.merge_with(stats)
         if window.batches >= self.every:
             print(window.table(), flush=True)
             self.stats = window

@@ -142,7 +142,7 @@ class Scan(BatchFilter):
                 graph_parts_of_key.append(
                     tile[key].crop(tiling.owned_roi(self.reference[key].roi, index)))
             for key in parts:
-                part = tile[key].crop(owned[key]).data
+                part = tile[key].crop(owned[key], copy=False).data
                 parts[key][index] = part if isinstance(part, da.Array) else da.from_array(
                     part, chunks=-1, name=False)  # computed upstream (a PreCache)
             if self.progress_callback is None:

@@ -5,6 +5,7 @@ Each output section is a slice of the upstream dask array at its shifted offset:
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 import dask.array as da
@@ -137,6 +138,92 @@ class ShiftAugment(BatchFilter):
                 dependencies[key].roi = roi if provided is None else roi.intersect(provided)
         return dependencies
 
+    # --- gunpowder's public helpers (numpy, for users' code that calls them) -------------------
+
+    def shift_and_crop(self, arr: np.ndarray, roi_shape, sub_shift_array: np.ndarray,
+                       voxel_size) -> np.ndarray:
+        """gunpowder's helper: ``arr`` (upstream data, spatial axes only) with each section
+        along ``shift_axis`` rolled by its shift (relative to the largest), cropped to
+        ``roi_shape`` (world units). daskgp's node slices lazily instead (same values).
+
+        Example:
+            >>> node = ShiftAugment(shift_axis=0)
+            >>> node.shift_and_crop(np.arange(8).reshape(2, 4), (2, 2), np.array([[0, 0], [0, 1]]),
+            ...                     (1, 1))
+            array([[1, 2],
+                   [4, 5]])
+        """
+        sections = len(sub_shift_array)
+        if arr.shape[self.shift_axis] % sections:
+            raise BatchRequestError(
+                f"{self.name()}: the array's length {arr.shape[self.shift_axis]} along "
+                f"shift_axis={self.shift_axis} is not divisible by the {sections} sections of "
+                "sub_shift_array"
+            )
+        voxels_per_section = arr.shape[self.shift_axis] // sections
+        shifts = np.asarray(sub_shift_array) // np.array(voxel_size, dtype=int)
+        shifts = shifts - shifts.max(axis=0)
+        result = arr.copy()
+        view = np.moveaxis(result, self.shift_axis, 0)
+        for index in range(view.shape[0]):
+            shift = np.delete(shifts[index // voxels_per_section], self.shift_axis)
+            view[index] = np.roll(view[index], tuple(shift), axis=tuple(range(len(shift))))
+        shape = Coordinate(roi_shape) // Coordinate(voxel_size)
+        return result[tuple(slice(0, n) for n in shape)]
+
+    @staticmethod
+    def get_sub_shift_array(total_roi: Roi, item_roi: Roi, shift_array: np.ndarray,
+                            shift_axis: int, lcm_voxel_size) -> np.ndarray:
+        """gunpowder's helper: the rows of ``shift_array`` (one per section of ``total_roi``)
+        for the sections that ``item_roi`` spans.
+
+        Example:
+            >>> ShiftAugment.get_sub_shift_array(Roi((0, 0), (4, 4)), Roi((2, 0), (2, 4)),
+            ...                                  np.arange(8).reshape(4, 2), 0, (1, 1))
+            array([[4, 5],
+                   [6, 7]])
+        """
+        step = Coordinate(lcm_voxel_size)[shift_axis]
+        first = (item_roi.offset - total_roi.offset)[shift_axis] // step
+        return shift_array[first : first + item_roi.shape[shift_axis] // step]
+
+    @staticmethod
+    def construct_global_shift_array(shift_axis_len: int, shift_sigmas, prob_slip: float,
+                                     prob_shift: float, lcm_voxel_size) -> np.ndarray:
+        """gunpowder's helper, with its draws: per section ``random.random()``, then one
+        ``numpy.random.normal`` per axis, and its ``<=`` thresholds. daskgp's node itself
+        draws from the request's seeded generator (``section_shifts``).
+
+        Example:
+            >>> import random; random.seed(1); np.random.seed(1)
+            >>> ShiftAugment.construct_global_shift_array(3, (0, 4), 0.0, 1.0, (1, 2)).tolist()
+            [[0, -2], [0, -6], [0, -16]]
+        """
+        if prob_slip + prob_shift > 1:
+            raise PipelineSetupError(
+                f"ShiftAugment: prob_slip={prob_slip} + prob_shift={prob_shift} exceeds 1"
+            )
+        lcm = np.array(lcm_voxel_size, dtype=int)
+        draws, offsets = [], []
+        for _ in range(shift_axis_len):
+            draws.append(random.random())
+            slip = [np.random.normal(scale=sigma / lcm[d]) for d, sigma in enumerate(shift_sigmas)]
+            offsets.append(np.rint(slip).astype(int) * lcm)
+        offsets = np.array(offsets, dtype=int).reshape(shift_axis_len, len(shift_sigmas))
+        return section_shifts(np.array(draws), offsets, prob_slip, prob_shift, inclusive=True)
+
+    @staticmethod
+    def compute_upstream_roi(request_roi: Roi, sub_shift_array: np.ndarray) -> Roi:
+        """gunpowder's helper: ``request_roi`` grown to cover what its shifted sections show.
+
+        Example:
+            >>> ShiftAugment.compute_upstream_roi(Roi((0, 0), (2, 4)), np.array([[0, -1], [0, 2]]))
+            [0:2, -2:5] (2, 7)
+        """
+        max_shift = Coordinate(np.asarray(sub_shift_array).max(axis=0))
+        min_shift = Coordinate(np.asarray(sub_shift_array).min(axis=0))
+        return Roi(request_roi.offset - max_shift, request_roi.shape + max_shift - min_shift)
+
     def process(self, batch: Batch, request: BatchRequest) -> Batch:
         # The same draw as in prepare: the plan is a pure function of the request.
         plan = _Plan(self, request)
@@ -234,10 +321,7 @@ class _Plan:
 
     def upstream_roi(self, roi: Roi) -> Roi:
         """``roi`` grown to cover the upstream voxels its shifted sections show."""
-        shifts = self.section_shifts(roi)
-        max_shift = Coordinate(shifts.max(axis=0))
-        min_shift = Coordinate(shifts.min(axis=0))
-        return Roi(roi.begin - max_shift, roi.shape + max_shift - min_shift)
+        return ShiftAugment.compute_upstream_roi(roi, self.section_shifts(roi))
 
     def shifted(self, data: da.Array, upstream_roi: Roi, roi: Roi, voxel_size) -> da.Array:
         """``data`` (covering ``upstream_roi``) cut to ``roi``, each section at its shift."""
@@ -272,14 +356,15 @@ class _Plan:
 
 
 def section_shifts(
-    draws: np.ndarray, offsets: np.ndarray, prob_slip: float, prob_shift: float
+    draws: np.ndarray, offsets: np.ndarray, prob_slip: float, prob_shift: float,
+    inclusive: bool = False,
 ) -> np.ndarray:
     """Per-section shifts from one uniform draw and one offset per section (gunpowder's
     ``construct_global_shift_array``).
 
     Section ``i`` slips (it alone moves by ``offsets[i]``) when ``draws[i] < prob_slip``, or
     shifts (it and every following section move by ``offsets[i]``) when
-    ``draws[i] < prob_slip + prob_shift``.
+    ``draws[i] < prob_slip + prob_shift`` (``<=`` both, gunpowder's rule, if ``inclusive``).
 
     Example:
         >>> section_shifts(np.array([0.9, 0.1, 0.9, 0.3, 0.9]),
@@ -289,10 +374,11 @@ def section_shifts(
     offsets = np.asarray(offsets, dtype=np.int64)
     shifts = np.zeros_like(offsets)
     base = np.zeros(offsets.shape[1:], dtype=np.int64)
+    below = np.less_equal if inclusive else np.less
     for i, draw in enumerate(draws):
-        if draw < prob_slip:
+        if below(draw, prob_slip):
             shifts[i] = base + offsets[i]
-        elif draw < prob_slip + prob_shift:
+        elif below(draw, prob_slip + prob_shift):
             base = base + offsets[i]
             shifts[i] = base
         else:

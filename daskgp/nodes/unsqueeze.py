@@ -22,7 +22,8 @@ class Unsqueeze(BatchFilter):
 
     Args:
         arrays (list of ArrayKey): the arrays to unsqueeze.
-        axis (int): position where the new axis of length one is placed (default 0).
+        axis (int): position where the new axis of length one is placed (default 0); a
+            negative axis counts from the end of the result, as in ``numpy.expand_dims``.
 
     Example:
         >>> raw = ArrayKey("RAW")
@@ -60,14 +61,15 @@ class Unsqueeze(BatchFilter):
             array = batch[key]
             data = array.data
             spatial = 0 if array.spec.nonspatial else array.spec.roi.dims
-            if not 0 <= self.axis <= data.ndim - spatial:
+            # numpy's (and gunpowder's) rule: a negative axis counts from the end of the result.
+            axis = self.axis + data.ndim + 1 if self.axis < 0 else self.axis
+            if not 0 <= axis <= data.ndim - spatial:
                 raise PipelineRequestError(
                     f"{self.name()}: cannot insert axis {self.axis} into {key} with shape "
                     f"{data.shape} (ROI {array.spec.roi}): new axes go before the {spatial} "
                     "spatial axes"
                 )
-            name = f"{task_prefix(self.name())}-{tokenize(data.name, self.axis)}"
-            data = data.map_blocks(np.expand_dims, axis=self.axis, new_axis=self.axis,
-                                   name=name)
+            name = f"{task_prefix(self.name())}-{tokenize(data.name, axis)}"
+            data = data.map_blocks(np.expand_dims, axis=axis, new_axis=axis, name=name)
             outputs[key] = Array(data, array.spec, array.attrs)
         return outputs

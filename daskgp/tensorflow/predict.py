@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..batch import Batch
+from ..errors import PipelineSetupError
+from ..keys import ArrayKey
 from ..provider import BatchFilter
 from ..request import BatchRequest
 from ..scheduling import current_scheduler
@@ -31,8 +33,9 @@ class Predict(BatchFilter):
         inputs (dict): ``{model input position (int) or name (str): ArrayKey}``.
         outputs (dict): ``{model output position or name: ArrayKey}``, put in the batch with
             the requested ROIs.
-        array_specs (dict, optional): ``{ArrayKey: ArraySpec}`` for the outputs; by default the
-            voxel size of the first input.
+        array_specs (dict, optional): ``{ArrayKey: ArraySpec}`` for the outputs; fields left
+            None are filled as gunpowder does: the voxel size from the inputs' common one,
+            ``interpolatable=False``.
         checkpoint (str, optional): a checkpoint prefix written by ``Train``
             (``<basename>_checkpoint_<iteration>``) to load the model's weights from.
         data_format (str): "channels_last" or "channels_first", as for ``Train``.
@@ -43,6 +46,11 @@ class Predict(BatchFilter):
 
     lazy = True
     accepts_numpy = True
+
+    def __new__(cls, *args, **kwargs):
+        refuse_tf1_signature(cls.__name__, args, kwargs, ("graph", "skip_empty",
+                                                          "max_shared_memory"))
+        return super().__new__(cls)
 
     def __init__(self, model, inputs: dict, outputs: dict, array_specs: dict | None = None,
                  checkpoint: str | None = None, data_format: str = "channels_last") -> None:
@@ -57,10 +65,24 @@ class Predict(BatchFilter):
 
     def setup(self) -> None:
         check_requested(self.name(), self.inputs.values(), self.spec, "input")
-        first = self.spec[next(iter(self.inputs.values()))]
+        # gunpowder's rule: an output spec's unset voxel size is the inputs' common one, and
+        # an unset interpolatable is False.
+        voxel_sizes = {self.spec[key].voxel_size for key in self.inputs.values()
+                       if isinstance(key, ArrayKey)}
+        common = next(iter(voxel_sizes)) if len(voxel_sizes) == 1 else None
         for key in self.outputs.values():
-            default = ArraySpec(voxel_size=first.voxel_size, interpolatable=True)
-            self.provides(key, self.array_specs.get(key, default))
+            spec = self.array_specs[key].copy() if key in self.array_specs else ArraySpec()
+            if spec.voxel_size is None and not spec.nonspatial:
+                if common is None:
+                    raise PipelineSetupError(
+                        f"{self.name()}: the inputs have different voxel sizes "
+                        f"{sorted(map(str, voxel_sizes))} and array_specs gives none for "
+                        f"{key}: pass array_specs={{{key}: ArraySpec(voxel_size=...)}}"
+                    )
+                spec.voxel_size = common
+            if spec.interpolatable is None:
+                spec.interpolatable = False
+            self.provides(key, spec)
         if self.checkpoint is not None:
             import tensorflow as tf
 
@@ -87,3 +109,24 @@ class Predict(BatchFilter):
                 values = from_model_layout(np.asarray(predictions[name]), dims, self.data_format)
                 result[key] = output_array(self.name(), key, values, request, self.spec[key])
         return result
+
+
+_TF2_USAGE = {
+    "Train": "pass model=, loss=, optimizer=, inputs=, outputs=, loss_inputs=",
+    "Predict": "pass model=, inputs=, outputs= (and checkpoint= to load weights)",
+}
+
+
+def refuse_tf1_signature(node: str, args: tuple, kwargs: dict, tf1_keywords) -> None:
+    """Raise a ``PipelineSetupError`` that says what to pass instead when a TF1-era
+    gunpowder call (a meta-graph file name, ``graph=``) reaches daskgp's TF2 nodes."""
+    first = args[0] if args else kwargs.get("model")
+    used = sorted(k for k in kwargs if k in tf1_keywords)
+    if isinstance(first, str) or used:
+        given = f"a meta-graph name {first!r}" if isinstance(first, str) else \
+            f"{', '.join(used)}="
+        raise PipelineSetupError(
+            f"daskgp's tensorflow.{node} is TF2/Keras 3, but got {given} (gunpowder's TF1 "
+            f"signature): {_TF2_USAGE[node]}, with a keras.Model built in Python; see "
+            "docs/gunpowder.md"
+        )

@@ -62,6 +62,12 @@ class Train(BatchFilter):
     lazy = True
     accepts_numpy = True
 
+    def __new__(cls, *args, **kwargs):
+        from .predict import refuse_tf1_signature
+
+        refuse_tf1_signature(cls.__name__, args, kwargs, ("graph", "summary"))
+        return super().__new__(cls)
+
     def __init__(self, model, loss, optimizer, inputs: dict, outputs: dict, loss_inputs: dict,
                  gradients: dict | None = None, array_specs: dict | None = None,
                  checkpoint_basename: str = "model", save_every: int = 2000,

@@ -30,6 +30,7 @@ from ._elastic import (
     source_bounds,
     source_box,
     source_coordinates,
+    tight_source_box,
 )
 from ._points import invert_points, transform_sample, warp_locations
 from ._warp import (
@@ -65,6 +66,7 @@ __all__ = [
     "source_coordinates",
     "spline_coefficients",
     "transform_sample",
+    "tight_source_box",
     "warp_block",
     "warp_locations",
     "world_displacement",

@@ -18,7 +18,13 @@ from dask.base import tokenize
 from scipy import ndimage
 
 from ..names import NodeTask
-from ._elastic import CoordinateSlabs, ElasticTransform, source_box, source_coordinates
+from ._elastic import (
+    CoordinateSlabs,
+    ElasticTransform,
+    source_box,
+    source_coordinates,
+    tight_source_box,
+)
 from ._kernels import (
     bilinear,
     bilinear_integer_section,
@@ -361,7 +367,7 @@ def chunked_warp(
 
     Args:
         source (dask.array.Array): the source, its last ``transform.dims`` axes spatial; it
-            must cover ``source_box(transform, out_begin, out_shape)``. Leading axes
+            must cover ``tight_source_box(transform, out_begin, out_shape)``. Leading axes
             (channels) share the transform.
         source_begin (tuple of int): grid voxel of ``source``'s first spatial voxel.
         transform (ElasticTransform): the transform.
@@ -423,10 +429,18 @@ def chunked_warp(
         if any(b < sb for b, sb in zip(box_begin, source_begin, strict=True)) or any(
             e > se for e, se in zip(box_end, source_end, strict=True)
         ):
+            # The chunk's bound may reach past a source cut to the exact box of the whole
+            # output, which holds every coordinate of every chunk: then clip to the source.
+            box_begin, box_end = tight_source_box(transform, out_begin, out_shape)
+        if any(b < sb for b, sb in zip(box_begin, source_begin, strict=True)) or any(
+            e > se for e, se in zip(box_end, source_end, strict=True)
+        ):
             raise ValueError(
                 f"the output chunk at {chunk_begin} of shape {chunk_size} reads the source box "
                 f"[{box_begin}, {box_end}), outside the source [{source_begin}, {source_end})"
             )
+        box_begin = tuple(max(b, sb) for b, sb in zip(box_begin, source_begin, strict=True))
+        box_end = tuple(min(e, se) for e, se in zip(box_end, source_end, strict=True))
         # The source blocks that the chunk's box overlaps, and where each starts.
         spans = [_block_span(block_starts[d], box_begin[d], box_end[d]) for d in range(dims)]
         selected = source_blocks[tuple(slice(first, last + 1) for first, last in spans)]

@@ -160,3 +160,17 @@ def test_identical_on_every_scheduler(scheduler):
     reference = run(pipeline, full_request(RAW, (8, 8, 8), 11))[RAW].data
     got = run(pipeline, full_request(RAW, (8, 8, 8), 11), scheduler)[RAW].data
     np.testing.assert_array_equal(reference, got)
+
+
+def test_z_section_wise_false_with_a_slab_is_the_slab():
+    data = smooth_raw((4, 6, 6))
+    slab = gp.IntensityAugment(RAW, 0.5, 1.5, -0.1, 0.1, slab=(2, -1, -1))
+    with pytest.warns(DeprecationWarning, match="z_section_wise"):
+        both = gp.IntensityAugment(RAW, 0.5, 1.5, -0.1, 0.1, z_section_wise=False,
+                                   slab=(2, -1, -1))
+    expected = run(array_source(RAW, data) + slab, full_request(RAW, data.shape, 5))[RAW].data
+    out = run(array_source(RAW, data) + both, full_request(RAW, data.shape, 5))[RAW].data
+    np.testing.assert_array_equal(out, expected)
+    assert not np.array_equal(out, data)
+    with pytest.raises(gp.PipelineSetupError, match="mutually exclusive"):
+        gp.IntensityAugment(RAW, 0.5, 1.5, -0.1, 0.1, z_section_wise=True, slab=(2, -1, -1))

@@ -82,7 +82,7 @@ def test_reflect_matches_np_pad_for_narrow_and_wide_borders(shape, voxel_size):
     offset = gp.Coordinate(0, 4, -3) * voxel_size
     data = position_data(shape)
     size = gp.Coordinate(20, 20, 20) * voxel_size
-    pipeline = array_source(RAW, data, voxel_size, offset) + gp.Pad(RAW, size, mode="reflect")
+    pipeline = array_source(RAW, data, voxel_size, offset) + gp.Pad(RAW, size, "reflect")
     reference = np.pad(data, 20, mode="reflect")
     provided = gp.Roi(offset - size, (gp.Coordinate(shape) + gp.Coordinate(40, 40, 40))
                       * voxel_size)

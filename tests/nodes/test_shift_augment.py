@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import pathlib
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -9,6 +12,7 @@ import pytest
 import daskgp as gp
 from daskgp import Roi
 from daskgp.nodes.shift_augment import _Plan, section_shifts
+from tests.data.shift_helper_cases import run_cases
 from tests.helpers import array_source, position_data
 
 RAW, GT = gp.ArrayKey("RAW"), gp.ArrayKey("GT")
@@ -263,3 +267,12 @@ def test_graph_nodes_move_with_their_sections():
         assert batch[raw].data[voxel] == z * 10**8 + y * 10**4 + x
         moved += not np.allclose(location, locations[node_id])
     assert moved > 0 and batch[points].num_vertices() >= 5
+def test_public_helpers_give_gunpowders_results():
+    """gunpowder users call ShiftAugment's helpers directly; fixtures by
+    tests/data/make_shift_helper_fixtures.py from gunpowder 1.5.0."""
+    fixtures = json.loads((pathlib.Path(__file__).parents[1] / "data" /
+                           "shift_helper_fixtures.json").read_text())
+    ours = run_cases(gp)
+    assert sorted(ours) == sorted(fixtures)
+    for name, expected in fixtures.items():
+        assert ours[name] == expected, name

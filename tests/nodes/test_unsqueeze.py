@@ -28,6 +28,14 @@ def test_unsqueeze_before_the_spatial_axes(axis):
     np.testing.assert_array_equal(values, np.expand_dims(data[:, 1:3], axis))
 
 
+@pytest.mark.parametrize("axis", [-5, -4])
+def test_negative_axes_count_from_the_end_of_the_result_as_in_gunpowder(axis):
+    data = np.stack([position_data((3, 3, 4)), -position_data((3, 3, 4))])
+    with gp.build(array_source(RAW, data) + gp.Unsqueeze([RAW], axis), scheduler="sync") as p:
+        values = p.request_batch(_request())[RAW].data
+    np.testing.assert_array_equal(values, np.expand_dims(data[:, 1:3], axis))
+
+
 def test_unsqueeze_refuses_spatial_positions():
     data = position_data((3, 3, 4))
     with gp.build(array_source(RAW, data) + gp.Unsqueeze([RAW], 1), scheduler="sync") as p:

@@ -106,6 +106,29 @@ def test_predict_equals_calling_the_model():
     np.testing.assert_allclose(batch[PRED].data[0, 0], direct[0, ..., 0], rtol=1e-6)
 
 
+def test_predict_fills_unset_voxel_sizes_from_the_inputs():
+    r = request()
+    del r[TARGET]
+    specs = {PRED: gp.ArraySpec(dtype=np.float32)}  # no voxel size, as gunpowder users write
+    predict = gp.tensorflow.Predict(model(), inputs={0: RAW}, outputs={0: PRED},
+                                    array_specs=specs)
+    with gp.build(source() + predict, scheduler="sync", seed=0) as p:
+        assert p.spec[PRED].voxel_size == gp.Coordinate(2, 1, 1)
+        assert p.spec[PRED].interpolatable is False
+        assert p.request_batch(r)[PRED].data.shape[-3:] == (8, 16, 16)
+
+
+def test_tf1_signatures_are_refused_with_what_to_pass_instead():
+    with pytest.raises(gp.PipelineSetupError, match=r"TF2/Keras 3.*meta-graph name "
+                       r"'train_net'.*pass model=, loss=, optimizer=, inputs=, outputs=, "
+                       r"loss_inputs="):
+        gp.tensorflow.Train("train_net", "optimizer", "loss", {"raw": RAW}, {"pred": PRED},
+                            {"pred": GRAD})
+    with pytest.raises(gp.PipelineSetupError, match=r"got graph=.*pass model=, inputs="):
+        gp.tensorflow.Predict(checkpoint="net_checkpoint_1", inputs={"raw": RAW},
+                              outputs={"pred": PRED}, graph="net.meta")
+
+
 def test_dataset_yields_the_batches_of_request_batch():
     pipeline = source() + gp.RandomLocation()
     r = request()

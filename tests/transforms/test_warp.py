@@ -15,6 +15,7 @@ from daskgp.transforms import (
     source_box,
     source_coordinates,
     spline_coefficients,
+    tight_source_box,
 )
 from daskgp.transforms._warp import _sample_slices
 
@@ -151,8 +152,18 @@ def _product(ranges):
 
 def test_source_too_small_is_an_error(transform, source):
     begin, data = source
+    tight_begin, tight_end = tight_source_box(transform, (0, 0, 0), SHAPE)
+    offset = np.subtract(tight_begin, begin)
+    size = np.subtract(tight_end, tight_begin)
+    exact = data[tuple(slice(o, o + n) for o, n in zip(offset, size, strict=True))]
+    reference = reference_warp(data, begin, transform, order=1)
+    warped = chunked_warp(da.from_array(exact, chunks=7), tight_begin, transform, (0, 0, 0),
+                          SHAPE, order=1, chunk_shape=(5, 7, 9)).compute()
+    np.testing.assert_array_equal(warped, reference)  # the exact box is enough
     with pytest.raises(ValueError, match="outside the source"):
-        chunked_warp(da.from_array(data[:, 2:]), begin, transform, (0, 0, 0), SHAPE, order=1)
+        chunked_warp(da.from_array(exact[:, 1:]), (tight_begin[0], tight_begin[1] + 1,
+                                                   tight_begin[2]), transform, (0, 0, 0),
+                     SHAPE, order=1)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.uint8])

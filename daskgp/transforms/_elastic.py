@@ -575,12 +575,13 @@ def tight_source_box(
     """The smallest voxel box that a box of output voxels reads: ``source_box`` made exact.
 
     ``floor`` of the smallest and ``ceil`` of the largest source coordinate, as gunpowder
-    takes them from its whole transformation, but found by branch and bound on the bounds
-    of ``source_box`` (sub-boxes that could still widen the box are split; boxes of up to
-    4096 voxels are evaluated), so it usually evaluates a small fraction of the voxels. With
-    misalignment, each run of equally shifted sections is bounded with its own shift (not
-    the extremes of all shifts). After ``budget`` evaluated voxels the remaining bounds are
-    used: never smaller than the exact box, and never larger than ``source_box``.
+    takes them from its whole transformation. For up to 3 axes every voxel's coordinates are
+    evaluated by the compiled kernel the warp itself uses (``CoordinateSlabs``, a slab of
+    sections at a time, never the whole coordinate array), so the box holds exactly the
+    coordinates the warp samples; misalignment counts per section. Beyond 3 axes, branch and
+    bound on the bounds of ``source_box`` (sub-boxes that could still widen the box are split,
+    boxes of up to 4096 voxels evaluated; after ``budget`` evaluated voxels the remaining
+    bounds are used: never smaller than the exact box, never larger than ``source_box``).
 
     Example:
         >>> t = ElasticTransform((5, 5), rotation=np.pi / 4)
@@ -592,9 +593,36 @@ def tight_source_box(
     # Planning (prepare) and building (the warp's check) ask for the same boxes: keep them.
     boxes = transform.__dict__.setdefault("_tight_boxes", {})
     if key not in boxes:
-        low, high = _tight_frame_bounds(transform, *key)
+        if transform.dims <= 3:
+            low, high = _evaluated_frame_bounds(transform, key[0], key[1])
+        else:
+            low, high = _tight_frame_bounds(transform, *key)
         boxes[key] = _box_from_frame_bounds(transform, low, high)
     return boxes[key]
+
+
+# Sections evaluated at once by ``_evaluated_frame_bounds``: about this many voxels.
+_SLAB_VOXELS = 1 << 17
+
+
+def _evaluated_frame_bounds(transform: ElasticTransform, begin, shape):
+    """The extremes of the frame coordinates of every voxel of the box (at most 3 axes),
+    evaluated a slab of sections at a time by ``CoordinateSlabs``."""
+    slabs = CoordinateSlabs(transform, begin, shape)
+    dims = transform.dims
+    if dims < 3:
+        values = slabs.evaluate(0, shape[0]).reshape(dims, -1)
+        return values.min(axis=1).astype(float), values.max(axis=1).astype(float)
+    low = np.full(dims, np.inf)
+    high = np.full(dims, -np.inf)
+    count = max(1, _SLAB_VOXELS // max(1, shape[1] * shape[2]))
+    out = np.empty((dims, count, *shape[1:]), dtype=_DTYPE)
+    for first in range(0, shape[0], count):
+        n = min(count, shape[0] - first)
+        values = slabs.evaluate(first, n, out if n == count else None).reshape(dims, -1)
+        np.minimum(low, values.min(axis=1), out=low)
+        np.maximum(high, values.max(axis=1), out=high)
+    return low, high
 
 
 def section_shifts(

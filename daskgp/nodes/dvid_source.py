@@ -11,8 +11,8 @@ class DvidSource(Unsupported):
     refuses it on construction.
 
     DVID serves blocks through a server and libdvid, which cannot be reached from dask workers
-    as a chunked store and is not packaged for this Python. Export the volume to zarr or N5
-    (e.g. with DVID's export tools or ``neuclease``) and read it with ``ZarrSource``, whose
+    as a chunked store and is not packaged for this Python. Fetch the volume with a DVID
+    client (e.g. ``neuclease``), write it to zarr and read it with ``ZarrSource``, whose
     chunks dask reads in parallel.
 
     Args:
@@ -28,8 +28,8 @@ class DvidSource(Unsupported):
 
     __daskgp_unsupported__ = (
         "it needs a DVID server and libdvid, which dask workers cannot read as a chunked "
-        "store; export the volume to zarr or N5 and use ZarrSource(store, datasets, "
-        "array_specs)"
+        "store; export the volume to zarr (daskgp reads no N5) and use "
+        "ZarrSource(store, datasets, array_specs)"
     )
 
     def __init__(self, hostname, port, uuid, datasets, masks=None, array_specs=None) -> None:

@@ -13,7 +13,7 @@ class KlbSource(Unsupported):
     daskgp does not depend on pyklb (published on PyPI only as a source package that compiles
     the KLB C++ library), and gunpowder's reader loads whole files or ROIs through it rather
     than a chunked store dask can read block-wise. Convert the files once (``pyklb.readfull``
-    and ``zarr.save``, or Fiji's KLB reader and an N5/zarr writer) and read them with
+    and ``zarr.save``, or Fiji's KLB reader and a zarr writer) and read them with
     ``ZarrSource``.
 
     Args:
@@ -30,7 +30,7 @@ class KlbSource(Unsupported):
     __daskgp_unsupported__ = (
         "it needs pyklb (a source-only build of the KLB C++ library, not a daskgp "
         "dependency) and KLB files are not a chunked store dask reads block-wise; convert "
-        "them to zarr or N5 and use ZarrSource(store, {key: dataset})"
+        "them to zarr and use ZarrSource(store, {key: dataset})"
     )
 
     def __init__(self, filename, array, array_spec=None, num_threads=1) -> None:

@@ -15,6 +15,7 @@ from .errors import (
     PipelineTeardownError,
     SourceError,
     TaskError,
+    UnsupportedError,
 )
 from .geometry import Coordinate, Roi
 from .graph import Edge, Graph, GraphError, Node
@@ -22,6 +23,7 @@ from .keys import ArrayKey, ArrayKeys, GraphKey, GraphKeys
 from .nodes import *  # noqa: F403
 from .nodes import __all__ as _node_names
 from .pipeline import Pipeline, build
+from .producer_pool import ProducerPool
 from .provider import BatchFilter, BatchProvider
 from .request import BatchRequest
 from .scheduling import resolve_scheduler
@@ -64,5 +66,7 @@ __all__ = [
     "tensorflow",
     "torch",
     "resolve_scheduler",
-    *_node_names,
+    "ProducerPool",
+    "UnsupportedError",
+    *(name for name in _node_names if name not in ("BatchFilter", "BatchProvider")),
 ]

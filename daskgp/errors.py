@@ -68,3 +68,8 @@ class SourceError(DaskgpError):
 class TaskError(DaskgpError):
     """A task of a node failed while the scheduler computed a batch; names the node and
     carries the original traceback in its message (it survives pickling to and from workers)."""
+
+
+class UnsupportedError(DaskgpError):
+    """A gunpowder name that daskgp keeps only to refuse its use: the message says what to
+    use instead and why."""

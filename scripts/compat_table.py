@@ -41,17 +41,12 @@ MISSING_REASONS = {
         "AddAffinities", "BalanceLabels", "DownSample", "ExcludeLabels", "GrowBoundary",
         "IterateLocations", "RandomProvider", "Reject", "RenumberConnectedComponents",
         "Resample", "SpecifiedLocation", "UpSample")},
-    "DaisyRequestBlocks": "daisy's block-wise driver; daskgp runs block-wise jobs itself "
-                          "(`daskgp predict`/`precompute`, `Scan`), see docs/gunpowder.md",
-    "DvidSource": "needs a DVID server and libdvid; not provided",
-    "KlbSource": "needs pyklb (KLB files); not provided",
-    "GPArraySource": "wraps a gunpowder Array; use ArraySource",
-    "ProducerPool": "gunpowder's multiprocessing worker pool; daskgp computes on dask "
-                    "schedulers (PreCache, build(scheduler=...))",
-    "ScanCallback": "gunpowder's Scan progress hook; not provided",
-    "LocalServer": "TF1 graph server; daskgp's tensorflow nodes are TF2/Keras",
+    "DaisyRequestBlocks": "pending issue 14 (a daisy-driven DaisyRequestBlocks); meanwhile "
+                          "daskgp runs block-wise jobs itself (`daskgp predict`/`precompute`, "
+                          "`Scan`), see docs/gunpowder.md",
 }
-#: Why a present name differs (appended to its notes while it differs).
+#: Why a present name differs (appended to its notes while it differs); a key is a name in
+#: every namespace, or ``namespace.name`` for one namespace only.
 WHY_DIFFERENT = {
     **{name: "daskgp's errors take a message; gunpowder's attributes (`provider`, "
              "`request`, `batch`, `original_traceback`) are set where known"
@@ -64,8 +59,17 @@ WHY_DIFFERENT = {
     "RandomLocation": "`p` and `max_attempts` bound the rejection sampling",
     "Hdf5Write": "`store` names the file directly, as ZarrWrite's",
     "ShiftAugment": "`shift_points` needs graphs (pending issue 9)",
-    "Train": "TF2/Keras 3 (gunpowder's is TF1); a TF1 call is refused with what to pass",
-    "Predict": "TF2/Keras 3 (gunpowder's is TF1); a TF1 call is refused with what to pass",
+    "gunpowder.tensorflow.Train": "TF2/Keras 3 (gunpowder's is TF1); a TF1 call is refused "
+                                  "with what to pass",
+    "gunpowder.tensorflow.Predict": "TF2/Keras 3 (gunpowder's is TF1); a TF1 call is refused "
+                                    "with what to pass",
+    "gunpowder.torch.Train": "gunpowder's worker internals (`start`, `train_step`, hook "
+                             "helpers) are not daskgp API: the step runs in `process` on "
+                             "arrays computed by dask; `gradients=None` requests none, as "
+                             "gunpowder's `{}`",
+    "gunpowder.torch.Predict": "gunpowder's worker internals (`start`, `predict`, hook "
+                               "helpers) are not daskgp API: the forward pass runs in "
+                               "`process` on arrays computed by dask",
 }
 PENDING_NAMESPACES = {"gunpowder.torch": "pending issue 12 (torch Train/Predict)"}
 
@@ -241,8 +245,9 @@ def rows() -> dict[str, list[tuple[str, str, str, str]]]:
         for name, entry in sorted(names.items()):
             if module is not None and hasattr(module, name):
                 status, notes = compare(entry, getattr(module, name))
-                if status == "different" and name in WHY_DIFFERENT:
-                    notes += f" (why: {WHY_DIFFERENT[name]})"
+                why = WHY_DIFFERENT.get(f"{namespace}.{name}", WHY_DIFFERENT.get(name))
+                if status == "different" and why:
+                    notes += f" (why: {why})"
             else:
                 status = "missing"
                 notes = MISSING_REASONS.get(name) or PENDING_NAMESPACES.get(namespace) or \

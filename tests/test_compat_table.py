@@ -36,3 +36,19 @@ def test_statuses_follow_the_code():
     status, notes = table["RandomLocation"][2:]
     assert status == "different" and "adds `p`, `max_attempts`" in notes
     assert all(row[3] for row in table.values() if row[2] == "missing"), "every gap says why"
+
+
+def test_only_daisy_request_blocks_is_missing_and_refusals_are_classified():
+    table = compat_table.rows()
+    for namespace in ("gunpowder", "gunpowder.nodes"):
+        missing = [row[0] for row in table[namespace] if row[2] == "missing"]
+        assert missing == ["DaisyRequestBlocks"], "pending issue 14; nothing else is missing"
+    statuses = {(namespace, row[0]): row[2] for namespace, rows in table.items()
+                for row in rows}
+    for name in ("DvidSource", "KlbSource", "ProducerPool"):
+        assert statuses[("gunpowder", name)] == "refuses with guidance"
+    assert statuses[("gunpowder.tensorflow", "LocalServer")] == "refuses with guidance"
+    for name in ("GPArraySource", "ScanCallback", "BatchFilter", "BatchProvider"):
+        assert statuses[("gunpowder.nodes", name)] == "same"
+    torch_train = {row[0]: row[3] for row in table["gunpowder.torch"]}["Train"]
+    assert "TF1" not in torch_train, "the TF reason is not given for torch's Train"

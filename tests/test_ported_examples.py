@@ -1,5 +1,5 @@
-"""gunpowder's two tutorials, ported by changing the import (examples/ported/), run with
-values checked."""
+"""gunpowder's two tutorials and lsd's FIB-25 affinity training, ported by changing the import
+and data paths (examples/ported/), run with values checked."""
 
 import sys
 from pathlib import Path
@@ -12,6 +12,7 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples" / "ported"))
 
+import lsd_fib25_vanilla_train  # noqa: E402
 import tutorial_batch_provider  # noqa: E402
 import tutorial_simple_pipeline  # noqa: E402
 
@@ -62,3 +63,40 @@ def test_batch_provider_tutorial(sample):
 
 def _key(name):
     return gp.ArrayKey(name)
+
+
+def test_lsd_fib25_vanilla_affinity_training(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the script writes log/ and snapshots/ where it runs
+    lsd_fib25_vanilla_train.make_samples(tmp_path / "data", shape=(96, 96, 96))
+    batch = lsd_fib25_vanilla_train.train_until(
+        2, str(tmp_path / "data"), test_input_shape=(36,) * 3, test_output_shape=(20,) * 3,
+        downsample_factors=[(2, 2, 2)], cache_size=2, num_workers=2)
+
+    labels, mask = batch[_key("GT_LABELS")].data, batch[_key("GT_LABELS_MASK")].data
+    gt_affs, scale = batch[_key("GT_AFFS")].data, batch[_key("GT_AFFS_SCALE")].data
+    raw = batch[_key("RAW")].data
+    assert raw.shape == (36, 36, 36) and gt_affs.shape == scale.shape == (3, 20, 20, 20)
+    assert 0 <= raw.min() and raw.max() <= 1, "IntensityAugment clips; 2x-1 then x/2+.5"
+    # AddAffinities over neighborhood -z, -y, -x, then Normalize of its uint8 (1/255, as in
+    # gunpowder); the first slice of each axis needs labels outside the batch.
+    for axis in range(3):
+        here = [slice(None)] * 3
+        here[axis] = slice(1, None)
+        before = [slice(None)] * 3
+        before[axis] = slice(None, -1)
+        expected = (labels[tuple(here)] == labels[tuple(before)]) & (labels[tuple(here)] > 0)
+        np.testing.assert_array_equal(gt_affs[axis][tuple(here)], expected / np.float32(255))
+    # BalanceLabels without a mask: positives and negatives weigh half each.
+    positive = gt_affs > 0
+    fraction = np.clip(positive.mean(), 0.05, 0.95)
+    np.testing.assert_allclose(scale[positive], 1 / (2 * fraction), rtol=1e-6)
+    np.testing.assert_allclose(scale[~positive], 1 / (2 * (1 - fraction)), rtol=1e-6)
+    assert labels.dtype == np.uint64 and set(np.unique(mask)) <= {0, 1}
+
+    snapshots = sorted((tmp_path / "snapshots").iterdir())
+    assert [s.name for s in snapshots] == ["batch_1.zarr", "batch_2.zarr"]
+    last = zarr.open(str(snapshots[-1]), mode="r")
+    np.testing.assert_array_equal(last["volumes/labels/neuron_ids"][:], labels)
+    predicted = last["volumes/pred_affinities"][:]
+    assert predicted.shape == (3, 20, 20, 20) and 0 < predicted.min() < predicted.max() < 1
+    assert list((tmp_path / "log").iterdir()), "Train logged the loss to TensorBoard"

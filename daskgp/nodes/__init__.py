@@ -1,5 +1,6 @@
 """The nodes of daskgp, one per module, with gunpowder's names."""
 
+from ..provider import BatchFilter, BatchProvider
 from .add_affinities import AddAffinities
 from .array_source import ArraySource
 from .as_type import AsType
@@ -9,8 +10,10 @@ from .csv_points_source import CsvPointsSource
 from .defect_augment import DefectAugment
 from .deform_augment import DeformAugment
 from .downsample import DownSample
+from .dvid_source import DvidSource
 from .elastic_augment import ElasticAugment
 from .exclude_labels import ExcludeLabels
+from .gp_array_source import GPArraySource
 from .graph_source import GPGraphSource, GraphSource
 from .grow_boundary import GrowBoundary
 from .hdf5_source import Hdf5Source
@@ -18,6 +21,7 @@ from .hdf5_write import Hdf5Write
 from .intensity_augment import IntensityAugment
 from .intensity_scale_shift import IntensityScaleShift
 from .iterate_locations import IterateLocations
+from .klb_source import KlbSource
 from .merge_provider import MergeProvider
 from .noise_augment import NoiseAugment
 from .normalize import Normalize
@@ -32,6 +36,7 @@ from .reject import Reject
 from .renumber_connected_components import RenumberConnectedComponents
 from .resample import Resample
 from .scan import Scan
+from .scan_callback import ScanCallback
 from .shift_augment import ShiftAugment
 from .simple_augment import SimpleAugment
 from .snapshot import Snapshot
@@ -89,4 +94,11 @@ __all__ = [
     "UpSample",
     "RenumberConnectedComponents",
     "Resample",
+    # gunpowder names that complete its namespace (issue 11)
+    "BatchFilter",
+    "BatchProvider",
+    "DvidSource",
+    "GPArraySource",
+    "KlbSource",
+    "ScanCallback",
 ]

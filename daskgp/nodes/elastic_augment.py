@@ -26,8 +26,8 @@ from ..transforms import (
     fused_source,
     section_shifts,
     spline_coefficients,
-    warp_locations,
     tight_source_box,
+    warp_locations,
 )
 
 _PLAN_CACHE_SIZE = 16

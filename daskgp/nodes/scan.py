@@ -25,6 +25,7 @@ from ..names import task_prefix
 from ..provider import BatchFilter
 from ..request import SEED_MODULUS, BatchRequest
 from ..scheduling import current_scheduler, is_client
+from .scan_callback import ScanCallback, ScanCallbackCalls
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,9 @@ class Scan(BatchFilter):
             ROI shape is the stride, which must be a multiple of the voxel sizes.
         num_workers (int): gunpowder compatibility (see above); must be >= 1.
         cache_size (int): gunpowder compatibility (see above); must be >= 1.
-        progress_callback (callable, optional): ``progress_callback(done, total)`` is called
+        progress_callback (ScanCallback or callable, optional): gunpowder's
+            ``ScanCallback`` (``start(total)`` when the graph is built, ``update(done)``,
+            ``stop()`` after the last tile), or ``progress_callback(done, total)``, called
             in the driver each time a tile's writes (and, with a non-empty request, its part of
             the output) are computed. It works when the batch is computed on the pipeline's
             scheduler: local schedulers report through dask's local callbacks, a
@@ -84,7 +87,8 @@ class Scan(BatchFilter):
     lazy = True
 
     def __init__(self, reference: BatchRequest, num_workers: int = 1, cache_size: int = 50,
-                 progress_callback: Callable[[int, int], None] | None = None) -> None:
+                 progress_callback: ScanCallback | Callable[[int, int], None] | None = None
+                 ) -> None:
         if not isinstance(reference, BatchRequest) or not reference.array_specs:
             raise PipelineSetupError(
                 f"Scan: reference must be a BatchRequest with at least one array, got "
@@ -159,7 +163,11 @@ class Scan(BatchFilter):
                            "Hdf5Write between the model and the Scan): nothing to compute",
                            self.name())
         if markers:
-            reporter = _Progress(self.progress_callback, markers, current_scheduler(), prefix)
+            callback = self.progress_callback
+            if isinstance(callback, ScanCallback):
+                callback.start(len(markers))
+                callback = ScanCallbackCalls(callback)
+            reporter = _Progress(callback, markers, current_scheduler(), prefix)
             self._reporters = [r for r in self._reporters if r.active] + [reporter]
             reporter.start()
 

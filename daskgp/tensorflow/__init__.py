@@ -5,7 +5,8 @@ daskgp[tensorflow]``).
 """
 
 from .dataset import dataset
+from .local_server import LocalServer
 from .predict import Predict
 from .train import Train
 
-__all__ = ["Predict", "Train", "dataset"]
+__all__ = ["LocalServer", "Predict", "Train", "dataset"]

@@ -195,6 +195,36 @@ def test_progress_callback_counts_tiles(request, tmp_path, scheduler_name):
                                   expected)
 
 
+class RecordingCallback(gp.ScanCallback):
+    """A gunpowder-style ``ScanCallback`` that records its calls."""
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    def start(self, num_total):
+        self.calls.append(("start", num_total))
+
+    def update(self, num_processed):
+        self.calls.append(("update", num_processed))
+
+    def stop(self):
+        self.calls.append(("stop",))
+
+
+def test_gunpowder_scan_callback_sees_start_updates_and_stop(tmp_path):
+    raw, kernel, expected, reference = volume()
+    callback = RecordingCallback()
+    scan = gp.Scan(reference, progress_callback=callback)
+    write = gp.ZarrWrite({PRED: "pred"}, store=str(tmp_path / "out.zarr"))
+    with gp.build(raw_source(raw) + Convolve(RAW, PRED, kernel) + write + scan,
+                  scheduler="threads") as p:
+        p.request_batch(gp.BatchRequest())
+    assert callback.calls == [("start", 27), *(("update", i) for i in range(1, 28)), ("stop",)]
+    assert gp.nodes.ScanCallback is gp.ScanCallback
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "out.zarr"), path="pred")[...],
+                                  expected)
+
+
 def test_empty_request_without_writers_computes_nothing(caplog):
     raw, kernel, _, reference = volume()
     pipeline = raw_source(raw) + Convolve(RAW, PRED, kernel) + gp.Scan(reference)

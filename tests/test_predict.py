@@ -11,7 +11,7 @@ from scipy import ndimage
 
 import daskgp as gp
 from daskgp.cli import load_pipeline_file
-from daskgp.predict import COMPLETED_TILES, predict
+from daskgp.predict import COMPLETED_TILES, TILE_CHECKSUMS, predict
 
 PIPELINE_FILE = Path(__file__).parent / "data" / "predict_pipeline.py"
 PRED = gp.ArrayKey("PRED")
@@ -49,6 +49,10 @@ def file_states(path):
     return states
 
 
+def is_record(out, file):
+    return os.path.relpath(file, out).split(os.sep)[0] in (COMPLETED_TILES, TILE_CHECKSUMS)
+
+
 def test_scanned_prediction_equals_the_whole_volume_reference(model, tmp_path, scheduler):
     out = str(tmp_path / "prediction.zarr")
     client = scheduler if not isinstance(scheduler, str) else None
@@ -84,10 +88,10 @@ def test_rerun_computes_and_writes_only_unfinished_tiles(model, tmp_path):
     pred[0:8, 8:16, 0:8] = -1
     pred[16:20, 16:23, 16:23] = -1
     zarr.open_array(out, path=COMPLETED_TILES, mode="r+")[[3, 26]] = 0
-    unfinished = {os.path.join(out, "PRED", "0.1.0"), os.path.join(out, "PRED", "2.2.2"),
-                  os.path.join(out, COMPLETED_TILES, "3"),
-                  os.path.join(out, COMPLETED_TILES, "26")}
-    before = {f: s for f, s in file_states(out).items() if f not in unfinished}
+    unfinished = {os.path.join(out, "PRED", "0.1.0"), os.path.join(out, "PRED", "2.2.2")}
+    # The record's chunks (marks of many tiles each) are rewritten when tiles are marked.
+    before = {f: s for f, s in file_states(out).items()
+              if f not in unfinished and not is_record(out, f)}
     model["log"].unlink()
     summary = predict(model["pipeline"], model["request"], out, scheduler="processes",
                       progress=False)

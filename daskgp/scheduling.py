@@ -18,6 +18,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 
 import dask
 
+from . import _pdeathsig
 from .batch import Batch
 
 _LOCAL_SCHEDULERS = {
@@ -158,7 +159,8 @@ class BatchPrefetcher:
                                             thread_name_prefix="daskgp-compute")
         elif scheduler == "processes":
             self._pool = ProcessPoolExecutor(os.cpu_count() or 1,
-                                             mp_context=multiprocessing.get_context("spawn"))
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             **_pdeathsig.pool_options())
 
     def _job(self, index: int):
         with self._plan_lock, using_scheduler(self._scheduler):

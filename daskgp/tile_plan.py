@@ -135,6 +135,9 @@ class TilePlanner:
         self.plans_made += 1
         if not self._checked:
             self._checked = True
+            # The scan draws each tile's seed; what matters is whether anything uses one.
+            drawn = list(drawn)
+            drawn.remove(self.scan.name())
             self.problem = equivariance_problem(self.pipeline, drawn)
             if self.problem is not None:
                 logger.info("planning every tile: %s", self.problem)

@@ -35,12 +35,17 @@ class VerifyReport:
     damaged: list[str] = field(default_factory=list)
 
 
-def _read(reader: ZarrReader, selection: tuple[slice, ...]) -> tuple[np.ndarray | None, str]:
-    """The data of ``selection``, or None and why it cannot be read (naming the chunks)."""
+def _read(reader: ZarrReader, selection: tuple[slice, ...],
+          missing_is_damage: bool) -> tuple[np.ndarray | None, str]:
+    """The data of ``selection``, or None and why it cannot be read (naming the chunks).
+
+    ``missing_is_damage``: for arrays written with every chunk stored (precompute); zarr
+    does not store a chunk of fill values (a prediction of zeros), whose checksum tells.
+    """
     try:
         keys = reader.chunk_keys(selection)
         missing = [k for k, index in zip(keys, _chunk_indices(reader, selection), strict=True)
-                   if not reader.chunk_exists(index)]
+                   if missing_is_damage and not reader.chunk_exists(index)]
         if missing:
             return None, f"chunk(s) {', '.join(missing)} missing"
         return reader.read(selection), ""
@@ -83,7 +88,7 @@ def _verify_predict(path: str, record, progress: bool) -> VerifyReport:
             stop = tuple(reader.shape[:channels]) + tuple(end)
             found, problem = [], ""
             for block in _blocks(start, stop, reader.chunks):
-                data, problem = _read(reader, block)
+                data, problem = _read(reader, block, missing_is_damage=False)
                 if data is None:
                     break
                 found.append(block_checksum([s.start for s in block], data))
@@ -117,7 +122,7 @@ def _verify_precompute(path: str, progress: bool) -> VerifyReport:
         report.checked += 1
         for column, array, reader in readers:
             selection = (slice(index, index + 1), *(slice(0, n) for n in array.shape))
-            data, problem = _read(reader, selection)
+            data, problem = _read(reader, selection, missing_is_damage=True)
             where = f"batch {index}: array {array.name!r}"
             if data is None:
                 report.damaged.append(f"{where}: {problem}")

@@ -63,7 +63,9 @@ def ensure_gunpowder_venv() -> Path:
 
 def run_worker(python: str, script: str, engine: str, *args: str) -> dict:
     """Run ``script --worker engine *args`` with ``python``; return the JSON it prints last."""
-    env = dict(os.environ, PYTHONPATH=str(HERE))
+    # The caller's PYTHONPATH stays after this folder: a worktree's daskgp is the one measured.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p))
     output = subprocess.run([python, str(HERE / script), "--worker", engine, *args],
                             capture_output=True, text=True, env=env, cwd=str(HERE.parent))
     if output.returncode != 0:

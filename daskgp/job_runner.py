@@ -152,7 +152,7 @@ def run_units(units: Iterator[Unit], scheduler, in_flight: int,
     driver as each finishes (in completion order); a unit's error is raised after the units
     in flight are cancelled.
 
-    ``scheduler``: ``"sync"`` (in this thread), ``"threads"`` (a pool of one thread per core),
+    ``scheduler``: ``"sync"`` (in this thread), ``"threads"`` (a pool of ``in_flight`` threads),
     ``"processes"`` (spawned workers that exit when this process dies) or a
     ``distributed.Client`` (a sliding window of futures).
 
@@ -172,7 +172,8 @@ def run_units(units: Iterator[Unit], scheduler, in_flight: int,
         for tag, function, args in units:
             on_done(tag, function(*_plain(args)))
     else:
-        with ThreadPoolExecutor(os.cpu_count() or 1,
-                                thread_name_prefix="daskgp-job") as pool:
+        # One thread per unit in flight: units wait on storage (zarr's I/O loop) as much as
+        # they compute, and numpy releases the GIL.
+        with ThreadPoolExecutor(in_flight, thread_name_prefix="daskgp-job") as pool:
             _run_pool(units, pool, in_flight, on_done,
                       lambda function, args: (function, *_plain(args)))

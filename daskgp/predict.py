@@ -224,7 +224,8 @@ def predict(
             record = TileRecord.require(
                 path, num_tiles, _record_attrs(scan, tiling, outputs, tiling_token, job_token,
                                                pipeline_hash), len(outputs))
-            planner = TilePlanner(scan, job, tiling, blocks, len(outputs), plan_once)
+            planner = TilePlanner(scan, job, tiling, blocks, len(outputs), plan_once,
+                                  tuple(outputs))
             done = int(record.completed.sum())
             todo = num_tiles - done if max_tiles is None else min(max_tiles, num_tiles - done)
             written = 0

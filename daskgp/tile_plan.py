@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import dask
 from dask.core import flatten
-from dask.local import get_sync
+from dask.core import get as get_in_order
 
 from .draws import recording_draws
 from .geometry import Coordinate
@@ -61,7 +61,7 @@ class TilePlan:
         """Compute the tile (moved by ``shift``); the outputs' checksums."""
         flat = [key for keys in self.keys for key in keys]
         with translated(shift):
-            results = iter(get_sync(self.graph, flat))
+            results = iter(get_in_order(self.graph, flat))
         per_collection = [[next(results) for _ in keys] for keys in self.keys]
         outputs = per_collection[len(per_collection) - self.num_outputs:]
         return tuple(combine(int(r.ravel()[0]) for r in blocks) for blocks in outputs)
@@ -107,6 +107,8 @@ class TilePlanner:
         tiling (ScanTiling), blocks (WriteBlocks): from ``scan.tiling_for``.
         num_outputs (int): outputs written by each tile (the last side effects).
         plan_once (bool): allow plans to be shared; False plans every tile.
+        written_keys (list of ArrayKey, optional): the keys written; only their owned blocks
+            tell kinds of tiles apart (default: every reference key).
     """
 
     scan: object
@@ -115,6 +117,7 @@ class TilePlanner:
     blocks: WriteBlocks
     num_outputs: int
     plan_once: bool = True
+    written_keys: tuple = ()
 
     def __post_init__(self) -> None:
         self._plans: dict = {}
@@ -126,8 +129,9 @@ class TilePlanner:
         """Tiles of one kind are exact translations of each other (owned blocks included)."""
         shift = self.tiling.shift(index)
         owned = self.scan.owned_rois(self.tiling, index)
-        return tuple((str(key), tuple(roi.begin - shift), tuple(roi.shape))
-                     for key, roi in sorted(owned.items(), key=lambda item: str(item[0])))
+        keys = self.written_keys or tuple(owned)
+        return tuple((str(key), tuple(owned[key].begin - shift), tuple(owned[key].shape))
+                     for key in sorted(keys, key=str))
 
     def _plan(self, index: tuple[int, ...]) -> TilePlan:
         with recording_draws() as drawn:

@@ -329,7 +329,8 @@ def test_a_checkpoint_named_in_the_pipeline_file_is_part_of_the_identity(tmp_pat
 
 
 def test_sigkill_of_the_driver_leaves_no_worker_process(tmp_path):
-    psutil = pytest.importorskip("psutil")
+    import psutil
+
     out = str(tmp_path / "batches.zarr")
     command = [sys.executable, "-m", "daskgp.cli", "precompute", PIPELINE_FILE,
                "--num-batches", "40", "--out", out, "--scheduler", "processes",

@@ -3,6 +3,7 @@
 from .array_source import ArraySource
 from .as_type import AsType
 from .crop import Crop
+from .daisy_request_blocks import DaisyRequestBlocks
 from .defect_augment import DefectAugment
 from .deform_augment import DeformAugment
 from .elastic_augment import ElasticAugment
@@ -32,6 +33,7 @@ __all__ = [
     "ArraySource",
     "AsType",
     "Crop",
+    "DaisyRequestBlocks",
     "DefectAugment",
     "DeformAugment",
     "ElasticAugment",

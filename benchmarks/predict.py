@@ -129,6 +129,22 @@ def check(data: str, out: str, roi_offset, roi_shape) -> dict:
 OVERHEAD_TILE, OVERHEAD_CONTEXT = (8, 32, 32), (4, 4, 4)
 
 
+def driver_peak_rss_mb() -> float:
+    """This process's peak resident memory, MiB, from ``VmHWM``: unlike ``ru_maxrss``, it does
+    not include the memory of the process that spawned this one (Linux carries that over
+    ``exec`` after ``vfork``)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    from _runner import peak_rss_mb
+
+    return peak_rss_mb()
+
+
 def make_crop_node(gp):
     """The trivial model: PREDICTION is RAW without its context, as float32 (either engine)."""
 
@@ -167,8 +183,6 @@ def make_crop_node(gp):
 def overhead_worker(engine: str, data: str, out: str, grid: int, num_workers: int,
                     tile=OVERHEAD_TILE, max_tiles: int | None = None) -> dict:
     """One engine over ``grid**3`` tiles: wall, CPU, tiles/s and the driver's peak RSS."""
-    from _runner import peak_rss_mb
-
     if engine == "gunpowder":
         import gunpowder as gp
     else:
@@ -205,7 +219,7 @@ def overhead_worker(engine: str, data: str, out: str, grid: int, num_workers: in
         planning = summary.planning
     wall = time.perf_counter() - wall
     result = {"wall_s": wall, "cpu_s": cpu_seconds(children=True) - cpu, "tiles": tiles,
-              "tiles_per_s": tiles / wall, "driver_peak_rss_mb": peak_rss_mb()}
+              "tiles_per_s": tiles / wall, "driver_peak_rss_mb": driver_peak_rss_mb()}
     if engine == "daskgp":
         result["planning"] = planning
     return result
@@ -264,7 +278,6 @@ def first_tile_worker(out: str) -> dict:
     """Plan-only line: time to the first tile written over a never-written 1 TB zarr volume."""
     import numpy as np
     import zarr
-    from _runner import peak_rss_mb
 
     import daskgp as gp
 
@@ -286,7 +299,7 @@ def first_tile_worker(out: str) -> dict:
                          scheduler="threads", progress=False, max_tiles=1)
     return {"volume_bytes": int(np.prod(shape)), "num_tiles": summary.num_tiles,
             "first_tile_s": time.perf_counter() - wall, "tiles_written": summary.written,
-            "planning": summary.planning, "driver_peak_rss_mb": peak_rss_mb()}
+            "planning": summary.planning, "driver_peak_rss_mb": driver_peak_rss_mb()}
 
 
 def run_overhead(args) -> None:

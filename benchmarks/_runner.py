@@ -61,13 +61,19 @@ def ensure_gunpowder_venv() -> Path:
     return python
 
 
-def run_worker(python: str, script: str, engine: str, *args: str) -> dict:
-    """Run ``script --worker engine *args`` with ``python``; return the JSON it prints last."""
+def run_worker(python: str, script: str, engine: str, *args: str,
+               timeout: float | None = None) -> dict:
+    """Run ``script --worker engine *args`` with ``python``; return the JSON it prints last
+    (``RuntimeError`` if it fails or runs past ``timeout`` seconds)."""
     # The caller's PYTHONPATH stays after this folder: a worktree's daskgp is the one measured.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p))
-    output = subprocess.run([python, str(HERE / script), "--worker", engine, *args],
-                            capture_output=True, text=True, env=env, cwd=str(HERE.parent))
+    try:
+        output = subprocess.run([python, str(HERE / script), "--worker", engine, *args],
+                                capture_output=True, text=True, env=env, cwd=str(HERE.parent),
+                                timeout=timeout)
+    except subprocess.TimeoutExpired as error:
+        raise RuntimeError(f"the {engine} worker ran past {timeout} s") from error
     if output.returncode != 0:
         raise RuntimeError(f"the {engine} worker failed:\n{output.stderr[-3000:]}")
     return json.loads(output.stdout.strip().splitlines()[-1])

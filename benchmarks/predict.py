@@ -315,9 +315,15 @@ def run_overhead(args) -> None:
                 runs += [(f"gunpowder-{n}w", "gunpowder", python, n) for n in (1, 2)]
             for name, engine, python, workers in runs:
                 output = str(Path(tmp) / f"{name}_{grid}.zarr")
-                row[name] = run_worker(python, "predict.py", engine, "--job", "overhead",
-                                       "--data", data, "--output", output, "--grid",
-                                       str(grid), "--num-workers", str(workers))
+                try:
+                    row[name] = run_worker(python, "predict.py", engine, "--job", "overhead",
+                                           "--data", data, "--output", output, "--grid",
+                                           str(grid), "--num-workers", str(workers),
+                                           timeout=60 + grid**3 / 5)
+                except RuntimeError as error:  # gunpowder's worker processes can hang
+                    print(f"{grid**3:>6} tiles {name:>12}: FAILED ({str(error)[:200]})")
+                    row[name] = {"failed": str(error)[-2000:]}
+                    continue
                 row[name]["output_correct"] = overhead_check(data, output, grid)
                 print(f"{grid**3:>6} tiles {name:>12}: {row[name]['tiles_per_s']:8.1f} "
                       f"tiles/s, {row[name]['wall_s']:6.1f} s wall, driver peak RSS "
@@ -325,7 +331,8 @@ def run_overhead(args) -> None:
                       f"{'correct' if row[name]['output_correct'] else 'WRONG'}"
                       + (f" ({row[name]['planning']})" if engine == "daskgp" else ""),
                       flush=True)
-            gunpowder = [row[n]["tiles_per_s"] for n in row if n.startswith("gunpowder")]
+            gunpowder = [row[n]["tiles_per_s"] for n in row
+                         if n.startswith("gunpowder") and "failed" not in row[n]]
             if gunpowder:
                 row["ratio"] = row["daskgp"]["tiles_per_s"] / max(gunpowder)
                 print(f"{grid**3:>6} tiles: tiles/s daskgp over gunpowder's faster run "
@@ -359,7 +366,7 @@ def plot_overhead(results: dict, out: Path) -> None:
     for engine, color in (("daskgp", "tab:blue"), ("gunpowder-1w", "tab:orange"),
                           ("gunpowder-2w", "tab:red")):
         points = [(n, row[engine]["tiles_per_s"]) for n, row in results["sizes"].items()
-                  if engine in row]
+                  if engine in row and "failed" not in row[engine]]
         if points:
             ax.plot(*zip(*points, strict=True), "o-", color=color, label=engine)
     ax.set_xscale("log")

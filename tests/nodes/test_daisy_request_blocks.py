@@ -35,6 +35,7 @@ def predict_blocks(out, num_workers, log):
 def test_blocks_from_a_daisy_scheduler_are_written(tmp_path, monkeypatch, num_workers):
     import daisy
 
+    monkeypatch.chdir(tmp_path)  # daisy writes its worker logs to ./daisy_logs
     monkeypatch.setenv("DASKGP_TEST_RAW", str(tmp_path / "raw.zarr"))
     monkeypatch.setenv("DASKGP_TEST_SLEEP", "0")
     names = load_pipeline_file(PIPELINE_FILE, names=("write_raw", "expected_prediction",

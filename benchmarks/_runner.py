@@ -61,13 +61,19 @@ def ensure_gunpowder_venv() -> Path:
     return python
 
 
-def run_worker(python: str, script: str, engine: str, *args: str) -> dict:
-    """Run ``script --worker engine *args`` with ``python``; return the JSON it prints last."""
+def run_worker(python: str, script: str, engine: str, *args: str,
+               timeout: float | None = None) -> dict:
+    """Run ``script --worker engine *args`` with ``python``; return the JSON it prints last
+    (``RuntimeError`` if it fails or runs past ``timeout`` seconds)."""
     # The benchmarks, then this checkout (not whatever daskgp is installed), then the rest.
     path = [str(HERE), str(HERE.parent), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
-    output = subprocess.run([python, str(HERE / script), "--worker", engine, *args],
-                            capture_output=True, text=True, env=env, cwd=str(HERE.parent))
+    try:
+        output = subprocess.run([python, str(HERE / script), "--worker", engine, *args],
+                                capture_output=True, text=True, env=env, cwd=str(HERE.parent),
+                                timeout=timeout)
+    except subprocess.TimeoutExpired as error:
+        raise RuntimeError(f"the {engine} worker ran past {timeout} s") from error
     if output.returncode != 0:
         raise RuntimeError(f"the {engine} worker failed:\n{output.stderr[-3000:]}")
     return json.loads(output.stdout.strip().splitlines()[-1])

@@ -1,13 +1,23 @@
-"""Blockwise prediction over a volume, written to zarr: daskgp's Scan + ZarrWrite (one dask
-graph) vs gunpowder's Scan + ZarrWrite, same data, same model, same machine, in one run.
+"""Blockwise prediction over a volume, written to zarr: daskgp vs gunpowder's Scan + ZarrWrite,
+same data, same model, same machine, in one run.
 
-The model is a small fixed 3D convolution (3x5x5, with context) run with scipy in a
-gunpowder-style numpy node, identical code for both engines (only the import differs).
+The default job (``--job convolution``): a small fixed 3D convolution (3x5x5, with context) run
+with scipy in a gunpowder-style numpy node, identical code for both engines (only the import
+differs), daskgp's Scan + ZarrWrite graph against gunpowder's.
 
     python -m benchmarks.predict [--roi-shape 130 772 772] [--block 32 128 128]
 
 Prints output voxels/s, wall and CPU seconds for each engine and their ratio, and whether each
 output equals the whole-volume reference; writes benchmarks/results/predict.json and .png.
+
+``--job overhead``: per-tile overhead, ``daskgp.predict`` (plan once, sliding window) against
+gunpowder's Scan + ZarrWrite with a trivial model (output 8x32x32 voxels, 4 voxels of context,
+the model crops the context away) over 216 / 1,728 / 13,824 tiles (``--tiles``; gunpowder up
+to ``--gunpowder-max-tiles``, with ``num_workers`` 1 and 2: gunpowder's ZarrWrite chunks race
+between its workers, see the output check), printing tiles/s and the driver's peak RSS, then a
+plan-only line: the time to the first tile written on a never-written 1 TB zarr volume (2 million
+tiles of 32x128x128). ``--quick`` runs 216 tiles and the 1 TB line only. Writes
+benchmarks/results/predict_overhead.json and .png.
 """
 
 from __future__ import annotations
@@ -116,6 +126,258 @@ def check(data: str, out: str, roi_offset, roi_shape) -> dict:
         "voxels": int(expected.size)}
 
 
+OVERHEAD_TILE, OVERHEAD_CONTEXT = (8, 32, 32), (4, 4, 4)
+
+
+def driver_peak_rss_mb() -> float:
+    """This process's peak resident memory, MiB, from ``VmHWM``: unlike ``ru_maxrss``, it does
+    not include the memory of the process that spawned this one (Linux carries that over
+    ``exec`` after ``vfork``)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    from _runner import peak_rss_mb
+
+    return peak_rss_mb()
+
+
+def make_crop_node(gp):
+    """The trivial model: PREDICTION is RAW without its context, as float32 (either engine)."""
+
+    class CropModel(gp.BatchFilter):
+        uses_global_random = False
+
+        def __init__(self, raw, prediction, context):
+            self.raw, self.prediction, self.context = raw, prediction, context
+
+        def setup(self):
+            spec = self.spec[self.raw].copy()
+            context = gp.Coordinate(self.context) * spec.voxel_size
+            spec.roi = spec.roi.grow(-context, -context)
+            spec.dtype = __import__("numpy").dtype("float32")
+            self.provides(self.prediction, spec)
+
+        def prepare(self, request):
+            deps = gp.BatchRequest()
+            context = gp.Coordinate(self.context) * self.spec[self.raw].voxel_size
+            deps[self.raw] = gp.ArraySpec(roi=request[self.prediction].roi.grow(context,
+                                                                                 context))
+            return deps
+
+        def process(self, batch, request):
+            spec = self.spec[self.prediction].copy()
+            spec.roi = request[self.prediction].roi
+            data = batch[self.raw].data
+            inner = tuple(slice(c, s - c) for c, s in zip(self.context, data.shape, strict=True))
+            out = gp.Batch()
+            out[self.prediction] = gp.Array(data[inner].astype("float32"), spec)
+            return out
+
+    return CropModel
+
+
+def overhead_worker(engine: str, data: str, out: str, grid: int, num_workers: int,
+                    tile=OVERHEAD_TILE, max_tiles: int | None = None) -> dict:
+    """One engine over ``grid**3`` tiles: wall, CPU, tiles/s and the driver's peak RSS."""
+    if engine == "gunpowder":
+        import gunpowder as gp
+    else:
+        import daskgp as gp
+    raw, prediction = gp.ArrayKey("RAW"), gp.ArrayKey("PREDICTION")
+    roi = gp.Roi(OVERHEAD_CONTEXT, gp.Coordinate(tile) * grid)
+    reference = gp.BatchRequest()
+    reference.add(raw, gp.Coordinate(tile) + gp.Coordinate(OVERHEAD_CONTEXT) * 2)
+    reference.add(prediction, gp.Coordinate(tile))
+    source = gp.ZarrSource(data, {raw: "raw"}, {raw: gp.ArraySpec(interpolatable=True)})
+    model_class = make_crop_node(gp)
+    # A module-level name, so that gunpowder's worker processes can pickle the node.
+    model_class.__qualname__ = model_class.__name__
+    model_class.__module__ = __name__
+    globals()[model_class.__name__] = model_class
+    model = model_class(raw, prediction, OVERHEAD_CONTEXT)
+    wall, cpu = time.perf_counter(), cpu_seconds(children=True)
+    if engine == "gunpowder":
+        pipeline = (source + gp.Crop(raw, roi.grow(gp.Coordinate(OVERHEAD_CONTEXT),
+                                                   gp.Coordinate(OVERHEAD_CONTEXT)))
+                    + model + gp.ZarrWrite({prediction: "prediction"},
+                                           output_dir=str(Path(out).parent),
+                                           output_filename=Path(out).name)
+                    + gp.Scan(reference, num_workers=num_workers))
+        with gp.build(pipeline):
+            pipeline.request_batch(gp.BatchRequest())
+        tiles = grid**3
+    else:
+        from daskgp.predict import predict
+
+        summary = predict(source + model, reference, out, outputs={prediction: "prediction"},
+                             roi=roi, scheduler="threads", progress=False, max_tiles=max_tiles)
+        tiles = summary.written
+        planning = summary.planning
+    wall = time.perf_counter() - wall
+    result = {"wall_s": wall, "cpu_s": cpu_seconds(children=True) - cpu, "tiles": tiles,
+              "tiles_per_s": tiles / wall, "driver_peak_rss_mb": driver_peak_rss_mb()}
+    if engine == "daskgp":
+        result["planning"] = planning
+    return result
+
+
+def overhead_check(data: str, out: str, grid: int) -> bool:
+    """The written prediction equals the raw data inside the ROI (a sample of tiles above
+    1,728)."""
+    import numpy as np
+    import zarr
+
+    raw = zarr.open_group(data, mode="r")["raw"]
+    written = zarr.open_group(out, mode="r")["prediction"]
+    shape = tuple(t * grid for t in OVERHEAD_TILE)
+    if written.shape != shape:
+        return False
+    c = OVERHEAD_CONTEXT
+    if grid**3 <= 1728:
+        region = tuple(slice(o, o + s) for o, s in zip(c, shape, strict=True))
+        return bool(np.array_equal(written[...], raw[region].astype(np.float32)))
+    rng = np.random.default_rng(0)
+    for _ in range(16):
+        index = rng.integers(0, grid, 3)
+        block = tuple(slice(i * t, (i + 1) * t) for i, t in zip(index, OVERHEAD_TILE,
+                                                                strict=True))
+        source = tuple(slice(b.start + o, b.stop + o) for b, o in zip(block, c, strict=True))
+        if not np.array_equal(written[block], raw[source].astype(np.float32)):
+            return False
+    return True
+
+
+def ensure_overhead_data(grid: int) -> str:
+    """A zarr volume (format 2, chunks 16 x 64 x 64) for ``grid**3`` tiles with context."""
+    import numpy as np
+    import zarr
+
+    from benchmarks._common import DATA_DIR
+
+    shape = tuple(t * grid + 2 * c for t, c in zip(OVERHEAD_TILE, OVERHEAD_CONTEXT, strict=True))
+    path = DATA_DIR / f"overhead_{'x'.join(map(str, shape))}.zarr"
+    if not (path / ".complete").exists():
+        print(f"creating {path} ...", flush=True)
+        array = zarr.create_array(str(path), name="raw", shape=shape, chunks=(16, 64, 64),
+                                  dtype=np.uint8, zarr_format=2, overwrite=True)
+        y, x = np.meshgrid(np.arange(shape[1]), np.arange(shape[2]), indexing="ij")
+        for z in range(0, shape[0], 16):
+            depth = min(16, shape[0] - z)
+            array[z:z + depth] = ((np.arange(z, z + depth)[:, None, None] * 7 + y * 3 + x)
+                                  % 251).astype(np.uint8)
+        array.attrs.update({"resolution": [1, 1, 1], "offset": [0, 0, 0]})
+        (path / ".complete").write_text("ok")
+    return str(path)
+
+
+def first_tile_worker(out: str) -> dict:
+    """Plan-only line: time to the first tile written over a never-written 1 TB zarr volume."""
+    import numpy as np
+    import zarr
+
+    import daskgp as gp
+
+    shape, tile = (8192, 16384, 8192), (32, 128, 128)  # 2**40 bytes of uint8
+    data = str(Path(out).parent / "tb.zarr")
+    array = zarr.create_array(data, name="raw", shape=shape, chunks=tile, dtype=np.uint8,
+                              zarr_format=2, overwrite=True)
+    array.attrs.update({"resolution": [1, 1, 1], "offset": [0, 0, 0]})
+    raw, prediction = gp.ArrayKey("RAW"), gp.ArrayKey("PREDICTION")
+    reference = gp.BatchRequest()
+    reference.add(raw, gp.Coordinate(tile) + gp.Coordinate(OVERHEAD_CONTEXT) * 2)
+    reference.add(prediction, gp.Coordinate(tile))
+    pipeline = (gp.ZarrSource(data, {raw: "raw"}, {raw: gp.ArraySpec(interpolatable=True)})
+                + make_crop_node(gp)(raw, prediction, OVERHEAD_CONTEXT))
+    wall = time.perf_counter()
+    from daskgp.predict import predict
+
+    summary = predict(pipeline, reference, out, outputs={prediction: "prediction"},
+                         scheduler="threads", progress=False, max_tiles=1)
+    return {"volume_bytes": int(np.prod(shape)), "num_tiles": summary.num_tiles,
+            "first_tile_s": time.perf_counter() - wall, "tiles_written": summary.written,
+            "planning": summary.planning, "driver_peak_rss_mb": driver_peak_rss_mb()}
+
+
+def run_overhead(args) -> None:
+    sizes = [6] if args.quick else [round(t ** (1 / 3)) for t in args.tiles]
+    results: dict = {"sizes": {}, "cores": os.cpu_count(), "num_workers": args.num_workers}
+    with tempfile.TemporaryDirectory() as tmp:
+        for grid in sizes:
+            data = ensure_overhead_data(grid)
+            row = {}
+            runs = [("daskgp", "daskgp", sys.executable, args.num_workers)]
+            if grid**3 <= args.gunpowder_max_tiles:
+                python = str(ensure_gunpowder_venv())
+                runs += [(f"gunpowder-{n}w", "gunpowder", python, n) for n in (1, 2)]
+            for name, engine, python, workers in runs:
+                output = str(Path(tmp) / f"{name}_{grid}.zarr")
+                try:
+                    row[name] = run_worker(python, "predict.py", engine, "--job", "overhead",
+                                           "--data", data, "--output", output, "--grid",
+                                           str(grid), "--num-workers", str(workers),
+                                           timeout=60 + grid**3 / 5)
+                except RuntimeError as error:  # gunpowder's worker processes can hang
+                    print(f"{grid**3:>6} tiles {name:>12}: FAILED ({str(error)[:200]})")
+                    row[name] = {"failed": str(error)[-2000:]}
+                    continue
+                row[name]["output_correct"] = overhead_check(data, output, grid)
+                print(f"{grid**3:>6} tiles {name:>12}: {row[name]['tiles_per_s']:8.1f} "
+                      f"tiles/s, {row[name]['wall_s']:6.1f} s wall, driver peak RSS "
+                      f"{row[name]['driver_peak_rss_mb']:6.0f} MiB, output "
+                      f"{'correct' if row[name]['output_correct'] else 'WRONG'}"
+                      + (f" ({row[name]['planning']})" if engine == "daskgp" else ""),
+                      flush=True)
+            gunpowder = [row[n]["tiles_per_s"] for n in row
+                         if n.startswith("gunpowder") and "failed" not in row[n]]
+            if gunpowder:
+                row["ratio"] = row["daskgp"]["tiles_per_s"] / max(gunpowder)
+                print(f"{grid**3:>6} tiles: tiles/s daskgp over gunpowder's faster run "
+                      f"{row['ratio']:.2f}x", flush=True)
+            results["sizes"][grid**3] = row
+        counts = sorted(results["sizes"])
+        if len(counts) > 1:
+            first, last = (results["sizes"][n]["daskgp"]["tiles_per_s"] for n in
+                           (counts[0], counts[-1]))
+            results["scaling"] = last / first
+            print(f"daskgp tiles/s at {counts[-1]} tiles over {counts[0]}: {last / first:.2f}x")
+        line = run_worker(sys.executable, "predict.py", "daskgp", "--job", "first-tile",
+                          "--output", str(Path(tmp) / "tb_prediction.zarr"))
+        results["first_tile_1tb"] = line
+        print(f"1 TB never-written volume ({line['num_tiles']:,} tiles): first tile written "
+              f"after {line['first_tile_s']:.2f} s, driver peak RSS "
+              f"{line['driver_peak_rss_mb']:.0f} MiB ({line['planning']})", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "predict_overhead.json").write_text(json.dumps(results, indent=2, default=str))
+    plot_overhead(results, args.out / "predict_overhead.png")
+    print(f"wrote {args.out / 'predict_overhead.json'} and {args.out / 'predict_overhead.png'}")
+
+
+def plot_overhead(results: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for engine, color in (("daskgp", "tab:blue"), ("gunpowder-1w", "tab:orange"),
+                          ("gunpowder-2w", "tab:red")):
+        points = [(n, row[engine]["tiles_per_s"]) for n, row in results["sizes"].items()
+                  if engine in row and "failed" not in row[engine]]
+        if points:
+            ax.plot(*zip(*points, strict=True), "o-", color=color, label=engine)
+    ax.set_xscale("log")
+    ax.set_xlabel("tiles")
+    ax.set_ylabel("tiles / s")
+    ax.set_title("per-tile overhead: trivial model, 8x32x32 tiles")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out)
+
+
 def plot(results: dict, out: Path) -> None:
     import matplotlib
 
@@ -144,7 +406,24 @@ def main() -> None:
     parser.add_argument("--block", type=int, nargs=3, default=(32, 128, 128))
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--job", choices=["convolution", "overhead", "first-tile"],
+                        default="convolution")
+    parser.add_argument("--tiles", type=int, nargs="+", default=[216, 1728, 13824])
+    parser.add_argument("--gunpowder-max-tiles", type=int, default=1728)
+    parser.add_argument("--quick", action="store_true", help="overhead: 216 tiles only")
+    parser.add_argument("--grid", type=int)
     args = parser.parse_args()
+    if args.job == "first-tile":
+        print(json.dumps(first_tile_worker(args.output)))
+        return
+    if args.job == "overhead":
+        if args.worker:
+            print(json.dumps(overhead_worker(args.worker, args.data, args.output, args.grid,
+                                             args.num_workers)))
+        else:
+            sys.path.insert(0, str(HERE.parent))
+            run_overhead(args)
+        return
     common = ["--roi-offset", *map(str, args.roi_offset), "--roi-shape",
               *map(str, args.roi_shape), "--block", *map(str, args.block),
               "--num-workers", str(args.num_workers)]

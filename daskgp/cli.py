@@ -1,4 +1,5 @@
-"""The ``daskgp`` command: batch precomputation and blockwise prediction jobs from a file.
+"""The ``daskgp`` command: batch precomputation and blockwise prediction jobs from a file, and
+``daskgp verify`` of their outputs.
 
 A pipeline file is a Python file that defines ``pipeline`` and ``request``; the jobs themselves
 live in ``daskgp.precompute`` and ``daskgp.predict``.
@@ -82,15 +83,30 @@ def _client(address: str | None):
         yield client
 
 
+#: Optional names of a pipeline file that name model checkpoints (part of the job identity).
+CHECKPOINT_NAMES = ("checkpoint", "checkpoints")
+
+
+def _fingerprint(path: str, found: dict) -> str:
+    """The pipeline file's fingerprint: its contents and the checkpoints it names."""
+    from .io.checksums import pipeline_fingerprint
+
+    named = [found[name] for name in CHECKPOINT_NAMES if name in found]
+    checkpoints = [c for value in named
+                   for c in ([value] if isinstance(value, (str, os.PathLike)) else value)]
+    return pipeline_fingerprint(path, Pipeline.to_pipeline(found["pipeline"]), checkpoints)
+
+
 def _precompute(args: argparse.Namespace) -> int:
     from .precompute import precompute
 
-    found = load_pipeline_file(args.pipeline_file)
+    found = load_pipeline_file(args.pipeline_file, optional=CHECKPOINT_NAMES)
     with _client(args.address) as client:
         summary = precompute(
             found["pipeline"], found["request"], args.out, args.num_batches, seed=args.seed,
             scheduler=args.scheduler, client=client, batches_in_flight=args.batches_in_flight,
-            progress=not args.no_progress,
+            progress=not args.no_progress, pipeline_hash=_fingerprint(args.pipeline_file, found),
+            overwrite=args.overwrite, force=args.force,
         )
     print(
         f"daskgp precompute: wrote {summary.written} batches to {summary.path} "
@@ -117,12 +133,13 @@ def _predict(args: argparse.Namespace) -> int:
     from .predict import predict
 
     roi = _roi(args.roi)
-    found = load_pipeline_file(args.pipeline_file, optional=("outputs",))
+    found = load_pipeline_file(args.pipeline_file, optional=("outputs", *CHECKPOINT_NAMES))
     with _client(args.address) as client:
         summary = predict(
             found["pipeline"], found["request"], args.out, outputs=found.get("outputs"), roi=roi,
             scheduler=args.scheduler, client=client, tiles_in_flight=args.tiles_in_flight,
-            progress=not args.no_progress,
+            progress=not args.no_progress, pipeline_hash=_fingerprint(args.pipeline_file, found),
+            overwrite=args.overwrite, force=args.force, plan_once=not args.plan_per_tile,
         )
     print(
         f"daskgp predict: wrote {summary.written} tiles of {', '.join(summary.outputs)} to "
@@ -186,6 +203,26 @@ def _add_show_and_sample(commands) -> None:
     sample.add_argument("--overwrite", action="store_true",
                         help="replace OUT.zarr if it exists")
     sample.set_defaults(run=_sample)
+def _verify(args: argparse.Namespace) -> int:
+    from .verify import verify
+
+    report = verify(args.out, progress=not args.no_progress)
+    for problem in report.damaged:
+        print(f"damaged: {problem}")
+    print(f"daskgp verify: {report.checked} {report.unit}s checked in {args.out}, "
+          f"{len(report.damaged)} damaged, {report.unchecked} without a checksum"
+          + ("" if report.damaged else " (all good)"))
+    return 1 if report.damaged else 0
+
+
+def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help="discard what the output holds for another job (another pipeline "
+                        "file, checkpoint or request) and compute everything anew")
+    parser.add_argument("--force", action="store_true",
+                        help="take the output's lock although a job holds it: only for a "
+                        "holder you know is dead (one on another host, which cannot be "
+                        "checked); holders of this host that died are detected without it")
 
 
 def _add_scheduler_arguments(parser: argparse.ArgumentParser) -> None:
@@ -220,6 +257,7 @@ def make_parser() -> argparse.ArgumentParser:
     precompute.add_argument("--batches-in-flight", type=int, default=None, metavar="K",
                             help="batches computed at once (default: 2 x cores or threads)")
     precompute.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_job_arguments(precompute)
     precompute.set_defaults(run=_precompute)
 
     predict = commands.add_parser(
@@ -240,8 +278,22 @@ def make_parser() -> argparse.ArgumentParser:
     predict.add_argument("--tiles-in-flight", type=int, default=None, metavar="K",
                          help="tiles computed at once (default: 2 x cores or threads)")
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
+    predict.add_argument("--plan-per-tile", action="store_true",
+                         help="plan every tile (default: plan one tile of each kind and shift "
+                         "it, when the pipeline is translation-equivariant)")
+    _add_job_arguments(predict)
     predict.set_defaults(run=_predict)
     _add_show_and_sample(commands)
+
+    verify = commands.add_parser(
+        "verify", help="find damaged blocks of a predict or precompute output",
+        description="Read back every completed tile (predict) or batch (precompute) of the "
+        "zarr output OUT and compare it with the checksum stored when it was written; lists "
+        "the damaged ones (unreadable chunks, missing chunks, changed data) and exits 1 if any.",
+    )
+    verify.add_argument("out", metavar="OUT", help="the output of daskgp predict or precompute")
+    verify.add_argument("--no-progress", action="store_true", help="no progress bar")
+    verify.set_defaults(run=_verify)
     return parser
 
 

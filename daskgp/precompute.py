@@ -11,6 +11,8 @@ import itertools
 import logging
 import multiprocessing
 import os
+import sys
+import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -23,9 +25,12 @@ from dask.callbacks import Callback
 from dask.delayed import Delayed
 from tqdm import tqdm
 
+from . import _pdeathsig
 from .batch import Batch
 from .errors import ArrayError, PipelineSetupError
 from .geometry import Coordinate, Roi
+from .io.checksums import data_checksum
+from .io.locks import LOCK_FILE, OutputLock
 from .keys import ArrayKey
 from .names import NodeTask
 from .numpy_nodes import without_learning
@@ -40,6 +45,8 @@ logger = logging.getLogger(__name__)
 LAYOUT_ATTR = "daskgp_precompute"
 #: uint8 array with one chunk per batch, set to 1 by a batch's write task after its data.
 COMPLETED = "_completed"
+#: uint32 array (batches x arrays): each stored batch's checksum (``data_checksum``) per array.
+CHECKSUMS = "_checksums"
 #: Name prefix of the write tasks, one per batch.
 WRITE_PREFIX = "precompute-write"
 LAYOUT_VERSION = 1
@@ -142,11 +149,14 @@ class PrecomputeLayout:
     num_batches: int
     seed: int
     arrays: tuple[StoredArray, ...]
+    #: The pipeline's fingerprint (``pipeline_fingerprint``), None when not known.
+    pipeline: str | None = None
 
     def to_attrs(self) -> dict:
         """The group attribute ``daskgp_precompute``."""
         return {"version": LAYOUT_VERSION, "num_batches": self.num_batches, "seed": self.seed,
-                "arrays": {stored.name: stored.to_attrs() for stored in self.arrays}}
+                "arrays": {stored.name: stored.to_attrs() for stored in self.arrays},
+                "pipeline": self.pipeline}
 
     @classmethod
     def from_attrs(cls, attrs: dict) -> PrecomputeLayout:
@@ -155,13 +165,22 @@ class PrecomputeLayout:
             raise LayoutError(f"unsupported precompute layout version {attrs.get('version')!r}")
         return cls(num_batches=int(attrs["num_batches"]), seed=int(attrs["seed"]),
                    arrays=tuple(StoredArray.from_attrs(name, a)
-                                for name, a in attrs["arrays"].items()))
+                                for name, a in attrs["arrays"].items()),
+                   pipeline=attrs.get("pipeline"))
 
     def differences(self, other: PrecomputeLayout) -> list[str]:
-        """What differs between this (stored) layout and ``other`` (requested), in words."""
+        """What differs between this (stored) layout and ``other`` (requested), in words.
+
+        More batches than stored is no difference: the output grows. The pipelines are
+        compared when both fingerprints are known.
+        """
         found = []
-        if self.num_batches != other.num_batches:
-            found.append(f"num_batches: stored {self.num_batches}, now {other.num_batches}")
+        if other.num_batches < self.num_batches:
+            found.append(f"num_batches: stored {self.num_batches}, now {other.num_batches} "
+                         "(an output grows, it does not shrink)")
+        if None not in (self.pipeline, other.pipeline) and self.pipeline != other.pipeline:
+            found.append("pipeline: the pipeline file (or a checkpoint it names) changed since "
+                         "the stored batches were written")
         if self.seed != other.seed:
             found.append(f"seed: stored {self.seed}, now {other.seed}")
         stored = {a.name: a for a in self.arrays}
@@ -206,7 +225,8 @@ def read_layout(path: str) -> PrecomputeLayout | None:
     Raises ``LayoutError`` when ``path`` holds something that is not a precompute output.
     """
     if _is_local(path):
-        if not os.path.exists(path) or (os.path.isdir(path) and not os.listdir(path)):
+        if not os.path.exists(path) or (os.path.isdir(path) and not [
+                name for name in os.listdir(path) if not name.startswith(LOCK_FILE)]):
             return None
     try:
         root = zarr.open_group(path, mode="r")
@@ -236,6 +256,33 @@ def read_completed(path: str, num_batches: int) -> np.ndarray:
     return np.asarray(completed).astype(bool)
 
 
+def _grow(path: str, stored: PrecomputeLayout, layout: PrecomputeLayout) -> None:
+    """Resize the arrays of an output from ``stored.num_batches`` to ``layout.num_batches``
+    batches; the stored ones are untouched (batch i is the same for any N)."""
+    root = zarr.open_group(path, mode="r+")
+    for name in [s.name for s in stored.arrays] + [COMPLETED, CHECKSUMS]:
+        if name not in root:
+            continue
+        array = root[name]
+        array.resize((layout.num_batches, *array.shape[1:]))
+        if "num_batches" in array.attrs:
+            array.attrs["num_batches"] = layout.num_batches
+    root.attrs[LAYOUT_ATTR] = layout.to_attrs()
+    logger.info("precompute: %s grows from %d to %d batches", path, stored.num_batches,
+                layout.num_batches)
+
+
+def _discard(path: str) -> None:
+    """``overwrite``: remove everything a precompute output holds (not other folders)."""
+    root = zarr.open_group(path, mode="r+")
+    with warnings.catch_warnings():  # zarr notes the lock record, which is none of its own
+        warnings.filterwarnings("ignore", message=f".*{LOCK_FILE}")
+        names = list(root.array_keys())
+    for name in names:
+        del root[name]
+    root.attrs.clear()
+
+
 def _require_arrays(path: str, layout: PrecomputeLayout, new: bool) -> None:
     """Create the arrays of ``layout`` that are missing; check the ones that exist.
 
@@ -248,7 +295,11 @@ def _require_arrays(path: str, layout: PrecomputeLayout, new: bool) -> None:
                {**s.to_attrs(), "seed": layout.seed, "num_batches": layout.num_batches})
               for s in layout.arrays]
     wanted.append((COMPLETED, (layout.num_batches,), (1,), np.dtype(np.uint8), {}))
-    existing = set(root.array_keys())
+    wanted.append((CHECKSUMS, (layout.num_batches, len(layout.arrays)), (1, len(layout.arrays)),
+                   np.dtype(np.uint32), {"columns": [s.name for s in layout.arrays]}))
+    with warnings.catch_warnings():  # zarr notes the lock record, which is none of its own
+        warnings.filterwarnings("ignore", message=f".*{LOCK_FILE}")
+        existing = set(root.array_keys())
     for name, shape, chunks, dtype, attrs in wanted:
         if name in existing:
             array = root[name]
@@ -278,6 +329,7 @@ def _write_batch(path: str, index: int, arrays: dict[str, np.ndarray],
                 "every batch must have the same shapes"
             )
         root[name][index] = data
+    root[CHECKSUMS][index] = [data_checksum(np.asarray(arrays[name])) for name in expected]
     root[COMPLETED][index] = 1
     return index
 
@@ -326,7 +378,8 @@ def _run_local(tasks: Iterator[Delayed], scheduler: str, in_flight: int, bar: tq
     pool = None
     if scheduler == "processes":
         pool = ProcessPoolExecutor(os.cpu_count() or 1,
-                                   mp_context=multiprocessing.get_context("spawn"))
+                                   mp_context=multiprocessing.get_context("spawn"),
+                                   **_pdeathsig.pool_options())
         kwargs["pool"] = pool
     try:
         with _TaskProgress(bar, prefix):
@@ -394,6 +447,9 @@ def precompute(
     client=None,
     batches_in_flight: int | None = None,
     progress: bool = True,
+    pipeline_hash: str | None = None,
+    overwrite: bool = False,
+    force: bool = False,
 ) -> PrecomputeSummary:
     """Write batches ``0 .. num_batches - 1`` of ``pipeline`` for ``request`` to a zarr group.
 
@@ -403,7 +459,13 @@ def precompute(
     after the key, shape ``(num_batches, *batch_shape)``, one chunk per batch, attributes
     giving the ROI, ``resolution``/``offset``, dtype, seed and N) and a ``_completed`` array.
     Each batch's arrays are written by one task, which marks the batch complete after its data;
-    a rerun skips completed batches and rewrites none of them. Batches run in parallel on the
+    a rerun skips completed batches and rewrites none of them; a rerun with a larger
+    ``num_batches`` (same pipeline, request and seed) grows the output and writes only the new
+    batches. The output is locked for the job (``daskgp.io.locks``): a second job on it fails
+    at once naming the holder; ``pipeline_hash`` (the CLI's pipeline file fingerprint) is
+    stored, and an output of another pipeline refused unless ``overwrite``. Each batch's
+    checksum per array is stored in ``_checksums`` (``PrecomputedSource`` and ``daskgp
+    verify`` check it). Batches run in parallel on the
     scheduler: locally ``batches_in_flight`` at a time in groups, on a ``distributed.Client``
     as a sliding window of futures. Memory: about ``batches_in_flight x batch_bytes`` plus the
     scheduler's working set.
@@ -420,6 +482,9 @@ def precompute(
         batches_in_flight (int, optional): batches computed at once (default: twice the
             cores or the cluster's threads).
         progress (bool): show a tqdm progress bar of completed batches.
+        pipeline_hash (str, optional): the pipeline's fingerprint, part of the identity.
+        overwrite (bool): discard what a precompute output at ``path`` holds, and start anew.
+        force (bool): take the output's lock even if it is held (its holder is known dead).
 
     Example:
         >>> precompute(pipeline, request, "batches.zarr", num_batches=1000)  # doctest: +SKIP
@@ -431,26 +496,39 @@ def precompute(
         raise PipelineSetupError(
             f"precompute: request must be a BatchRequest of arrays only, got {request!r}"
         )
-    if COMPLETED in {key.identifier for key in request.array_specs}:
-        raise PipelineSetupError(f"precompute: the key name {COMPLETED!r} is reserved")
-    try:
-        stored = read_layout(path)
-    except LayoutError as error:
-        raise PipelineSetupError(f"precompute: {error}; nothing was written") from error
-    seed = int(seed) if seed is not None else (stored.seed if stored is not None else 0)
+    for reserved in (COMPLETED, CHECKSUMS):
+        if reserved in {key.identifier for key in request.array_specs}:
+            raise PipelineSetupError(f"precompute: the key name {reserved!r} is reserved")
     scheduler = resolve_scheduler(scheduler, client)
     in_flight = int(batches_in_flight if batches_in_flight is not None
                     else default_in_flight(scheduler))
     if in_flight < 1:
         raise PipelineSetupError(f"precompute: batches_in_flight must be >= 1, got {in_flight}")
+    try:
+        read_layout(path)
+    except LayoutError as error:
+        raise PipelineSetupError(f"precompute: {error}; nothing was written") from error
     pipeline = Pipeline.to_pipeline(pipeline)
     _warn_about_pre_cache(pipeline)
+    with OutputLock(path, str(pipeline_hash), " ".join(sys.argv) or "precompute").acquire(force):
+        stored = read_layout(path)
+        if overwrite and stored is not None:
+            _discard(path)
+            stored = None
+        seed = int(seed) if seed is not None else (stored.seed if stored is not None else 0)
+        return _precompute(pipeline, request, path, int(num_batches), seed, stored, scheduler,
+                           in_flight, progress, pipeline_hash)
 
+
+def _precompute(pipeline: Pipeline, request: BatchRequest, path: str, num_batches: int,
+                seed: int, stored: PrecomputeLayout | None, scheduler, in_flight: int,
+                progress: bool, pipeline_hash: str | None) -> PrecomputeSummary:
+    """The job, once the output is locked and ``stored`` (its layout, or None) read."""
     with build(pipeline, scheduler=scheduler, seed=seed) as p:
-        completed = (read_completed(path, stored.num_batches) if stored is not None
-                     else np.zeros(int(num_batches), bool))
-        if len(completed) != int(num_batches):
-            completed = np.zeros(int(num_batches), bool)  # layouts differ; reported below
+        completed = np.zeros(num_batches, bool)
+        if stored is not None:
+            found = read_completed(path, stored.num_batches)
+            completed[:min(len(found), num_batches)] = found[:num_batches]
         pending = [int(i) for i in np.flatnonzero(~completed)]
         # The probe is planned, never computed; it is the first pending batch, reused below.
         first = pending[0] if pending else 0
@@ -460,21 +538,24 @@ def precompute(
         layout = PrecomputeLayout(int(num_batches), seed, tuple(
             StoredArray.from_array(key, probe[key].data, probe[key].spec)
             for key, spec in request.array_specs.items() if not spec.placeholder
-        ))
+        ), pipeline_hash)
         if stored is not None and (differences := stored.differences(layout)):
             raise PipelineSetupError(
-                f"precompute: {path} holds a different output; nothing was written. "
-                "Differences: " + "; ".join(differences)
+                f"precompute: {path} holds a different output; nothing was written (rerun "
+                "with --overwrite to replace it, or write elsewhere). Differences: "
+                + "; ".join(differences)
             )
+        if stored is not None and num_batches > stored.num_batches:
+            _grow(path, stored, layout)
         _require_arrays(path, layout, new=stored is None)
 
         writes = (_plan_write(p, request, path, layout, i, probe if i == first else None)
                   for i in pending)
-        done = int(num_batches) - len(pending)
-        with tqdm(total=int(num_batches), initial=done, unit="batch", desc="precompute",
+        done = num_batches - len(pending)
+        with tqdm(total=num_batches, initial=done, unit="batch", desc="precompute",
                   disable=not progress) as bar:
             compute_tasks(writes, scheduler, in_flight, bar, WRITE_PREFIX)
-    return PrecomputeSummary(path, int(num_batches), seed, written=len(pending), skipped=done)
+    return PrecomputeSummary(path, num_batches, seed, written=len(pending), skipped=done)
 
 
 def _warn_about_pre_cache(pipeline: Pipeline) -> None:

@@ -6,12 +6,12 @@ arguments in ``daskgp.cli``; the tiling and the writes are ``Scan``'s and ``Zarr
 
 from __future__ import annotations
 
+import itertools
 import os
-import re
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-import dask
 import numpy as np
 import zarr
 from dask.base import tokenize
@@ -19,23 +19,21 @@ from tqdm import tqdm
 
 from .errors import PipelineSetupError
 from .geometry import Roi
+from .io.locks import OutputLock
+from .io.tile_record import COMPLETED_TILES, TILE_CHECKSUMS, TileRecord, open_record
+from .job_runner import Shared, Unit, run_units
 from .keys import ArrayKey
-from .names import NodeTask
 from .nodes.crop import Crop
 from .nodes.scan import Scan
 from .nodes.zarr_write import ZarrWrite
 from .pipeline import Pipeline, build
-from .precompute import compute_tasks, default_in_flight
+from .precompute import default_in_flight
 from .request import BatchRequest
 from .scheduling import resolve_scheduler
+from .tile_plan import TilePlanner, run_tile
 
-#: uint8 array in the output, one chunk per tile: 1 once the tile's blocks are written.
-COMPLETED_TILES = "_completed_tiles"
-#: Name prefix of the tasks that mark a tile complete, one per tile.
-DONE_PREFIX = "predict-done"
-
-_TILE_NAME = re.compile(r"-tile-(\d+(?:-\d+)*)$")
-
+__all__ = ["COMPLETED_TILES", "PredictSummary", "TILE_CHECKSUMS", "job_identity",
+           "output_keys", "predict"]
 
 @dataclass(frozen=True)
 class PredictSummary:
@@ -46,6 +44,8 @@ class PredictSummary:
     num_tiles: int
     written: int
     skipped: int
+    #: How the tiles were planned: "once per kind of tile (N plans)" or "per tile: <why>".
+    planning: str = ""
 
 
 def output_keys(pipeline: Pipeline, reference: BatchRequest) -> list[ArrayKey]:
@@ -83,66 +83,56 @@ def _outputs(pipeline: Pipeline, reference: BatchRequest, outputs) -> dict[Array
     return dict(outputs)
 
 
-def _tile_indices(tiles: list) -> list[tuple[int, ...]]:
-    """Each tile marker's index in the scan grid, read from its task name."""
-    indices = []
-    for tile in tiles:
-        match = _TILE_NAME.search(str(tile.key))
-        if match is None:
-            raise PipelineSetupError(
-                f"predict: Scan returned a side effect {tile.key!r} that is not a tile marker; "
-                "is a node that writes (Snapshot) between the model and the Scan?"
-            )
-        indices.append(tuple(int(i) for i in match.group(1).split("-")))
-    return indices
+def job_identity(reference: BatchRequest, roi: Roi | None, outputs: dict,
+                 pipeline_hash: str | None) -> tuple[str, str]:
+    """(tiling token, job token): what a job's tiles are (reference, ROI, outputs), and that
+    plus the pipeline's fingerprint (``daskgp.io.checksums.pipeline_fingerprint``)."""
+    tiling = tokenize(repr(reference), str(roi), sorted((str(k), v) for k, v in outputs.items()))
+    return tiling, tokenize(tiling, pipeline_hash)
 
 
-def _scan_token(reference: BatchRequest, roi: Roi | None, outputs: dict) -> str:
-    """What identifies a job's tiling: its reference, ROI and outputs (stable across runs)."""
-    return tokenize(repr(reference), str(roi), sorted((str(k), v) for k, v in outputs.items()))
+def _check_record(path: str, tiling: str, job: str) -> None:
+    """Refuse, before anything is written, an output whose tiles another job recorded."""
+    record = open_record(path)
+    if record is None or record.attrs.get("job") == job:
+        return
+    if record.attrs.get("tiling") == tiling:
+        raise PipelineSetupError(
+            f"predict: {path} holds the tiles of another job: the pipeline (its file or model "
+            "checkpoint) changed since they were written, so they are stale; nothing was "
+            "written (rerun with --overwrite to recompute every tile, or write elsewhere)"
+        )
+    raise PipelineSetupError(
+        f"predict: {path} holds the tiles of another job (another reference, ROI, outputs or "
+        "pipeline); nothing was written (write elsewhere, or rerun with --overwrite)"
+    )
 
 
-def _check_record(path: str, token: str) -> None:
-    """Refuse, before anything is created, an output whose tiles another job recorded."""
+def _discard(path: str, outputs: dict) -> None:
+    """``overwrite``: forget the record and remove the datasets this job writes."""
     try:
-        record = zarr.open_array(path, path=COMPLETED_TILES, mode="r")
+        root = zarr.open_group(path, mode="r+")
     except (FileNotFoundError, zarr.errors.BaseZarrError):
         return
-    if record.attrs.get("job") != token:
-        raise PipelineSetupError(
-            f"predict: {path} holds the tiles of another job (another reference, ROI or "
-            "outputs); nothing was written (write elsewhere, or remove the output)"
-        )
+    for name in (COMPLETED_TILES, TILE_CHECKSUMS, *outputs.values()):
+        if name in root:
+            del root[name]
 
 
-def _require_record(path: str, indices: list[tuple[int, ...]], token: str) -> np.ndarray:
-    """Completion marks of the tiles (created all False)."""
-    root = zarr.open_group(path, mode="r+")
-    num_tiles = len(indices)
-    grid = [int(g) + 1 for g in np.max(indices, axis=0)] if indices else []
-    if COMPLETED_TILES in root:
-        record = root[COMPLETED_TILES]
-        if record.shape != (num_tiles,) or record.attrs.get("grid_shape") != grid:
-            raise PipelineSetupError(
-                f"predict: {path} records {record.shape[0]} tiles in a grid of "
-                f"{record.attrs.get('grid_shape')}, but this job has {num_tiles} in {grid}; "
-                "nothing was written (write elsewhere, or remove the output)"
-            )
-        return np.asarray(record[:]).astype(bool)
-    root.create_array(COMPLETED_TILES, shape=(num_tiles,), chunks=(1,), dtype=np.uint8,
-                      fill_value=0, attributes={"grid_shape": grid, "job": token},
-                      config={"write_empty_chunks": True})
-    return np.zeros(num_tiles, bool)
-
-
-def _mark_tile(path: str, index: int, *written) -> int:
-    """Mark tile ``index`` complete, after its writes (``written``). Runs in a task."""
-    zarr.open_array(path, path=COMPLETED_TILES, mode="r+")[index] = 1
-    return index
-
-
-def _ignore_progress(done: int, total: int) -> None:
-    """Scan's per-tile progress callback: ``predict`` counts its own completion tasks."""
+def _record_attrs(scan: Scan, tiling, outputs: dict, tiling_token: str, job: str,
+                  pipeline_hash: str | None) -> dict:
+    """What the record says about the job: identity, tiling and outputs (``daskgp verify``
+    recomputes every tile's blocks from it)."""
+    return {
+        "job": job, "tiling": tiling_token, "pipeline": pipeline_hash,
+        "grid_shape": [int(g) for g in tiling.grid_shape],
+        "positions": [[int(p) for p in axis] for axis in tiling.positions],
+        "stride": [int(s) for s in tiling.stride],
+        "outputs": [{"key": str(key), "dataset": dataset,
+                     "reference_offset": [int(b) for b in scan.reference[key].roi.begin],
+                     "reference_shape": [int(b) for b in scan.reference[key].roi.shape]}
+                    for key, dataset in outputs.items()],
+    }
 
 
 def predict(
@@ -155,15 +145,31 @@ def predict(
     client=None,
     tiles_in_flight: int | None = None,
     progress: bool = True,
+    pipeline_hash: str | None = None,
+    overwrite: bool = False,
+    force: bool = False,
+    plan_once: bool = True,
+    max_tiles: int | None = None,
 ) -> PredictSummary:
     """Scan ``pipeline`` with ``reference`` over a volume and write its outputs to zarr.
 
     The job is ``pipeline [+ Crop(output, roi)...] + ZarrWrite(outputs) + Scan(reference)``
-    asked for an empty request: every tile owns one block of each output (chunks of the
-    scan's stride) and writes it in its own tasks. After a tile's blocks are written, a task
-    marks it in the ``_completed_tiles`` array of the output; a rerun of the same job skips
-    the marked tiles and rewrites none of their chunks. Tiles run ``tiles_in_flight`` at a
-    time (groups locally, a sliding window of futures on a cluster).
+    over everything the pipeline provides: every tile owns one block of each output (chunks
+    of the scan's stride) and writes it in one task. Planning is O(1) per tile: a
+    translation-equivariant pipeline (``daskgp.tile_plan.equivariance_problem``) is planned
+    for one tile of each kind (interior, clamped last tiles) and that plan is shifted to the
+    others; any other pipeline is planned tile by tile as the window needs them. Tiles are
+    submitted ``tiles_in_flight`` at a time from a lazy generator (a thread or process pool
+    locally, futures on a cluster), so the driver holds only the window's graphs and the
+    first tile is written within seconds on any volume.
+
+    The output is locked for the job (``daskgp.io.locks``): a second job on it fails at once,
+    naming the holder. As tiles finish, the driver marks them (and their blocks' checksums,
+    for ``daskgp verify``) in the ``_completed_tiles`` and ``_tile_checksums`` arrays of the
+    output, a few times a second; a rerun of the same job skips the marked tiles and rewrites
+    none of their chunks. The job's identity covers the reference, ROI and outputs and
+    ``pipeline_hash`` (the CLI passes the pipeline file's and checkpoints' fingerprint): an
+    output recorded by another job is refused, unless ``overwrite``.
 
     Args:
         pipeline (Pipeline or BatchProvider): sources, then the model.
@@ -179,6 +185,13 @@ def predict(
         tiles_in_flight (int, optional): tiles computed at once (default: twice the cores or
             the cluster's threads).
         progress (bool): show a tqdm progress bar of completed tiles.
+        pipeline_hash (str, optional): the pipeline's fingerprint, part of the job identity.
+        overwrite (bool): discard the record and the outputs' datasets and recompute all.
+        force (bool): take the output's lock even if it is held (its holder is known dead).
+        plan_once (bool): False plans every tile (for pipelines whose position dependence
+            the detection misses).
+        max_tiles (int, optional): stop after this many tiles (trial runs, benchmarks); a
+            rerun continues.
 
     Example:
         >>> predict(source + model, reference, "prediction.zarr")  # doctest: +SKIP
@@ -193,26 +206,58 @@ def predict(
     if in_flight < 1:
         raise PipelineSetupError(f"predict: tiles_in_flight must be >= 1, got {in_flight}")
     outputs = _outputs(pipeline, reference, outputs)
+    tiling_token, job_token = job_identity(reference, roi, outputs, pipeline_hash)
 
-    token = _scan_token(reference, roi, outputs)
-    _check_record(path, token)
-    job = pipeline
-    if roi is not None:
-        for key in outputs:
-            job = job + Crop(key, roi)
-    job = job + ZarrWrite(outputs, store=path) + Scan(reference, progress_callback=_ignore_progress)
-    with build(job, scheduler=scheduler, seed=0) as p:
-        # Plans every tile (datasets are created or checked here); computes nothing.
-        tiles = p.request_lazy_batch(BatchRequest()).side_effects
-        indices = _tile_indices(tiles)
-        completed = _require_record(path, indices, token)
-        pending = [i for i in range(len(tiles)) if not completed[i]]
-        marks = (dask.delayed(NodeTask(_mark_tile, "predict"), pure=True)(
-                     path, i, tiles[i], dask_key_name=f"{DONE_PREFIX}-{i}-{token}")
-                 for i in pending)
-        done = len(tiles) - len(pending)
-        with tqdm(total=len(tiles), initial=done, unit="tile", desc="predict",
-                  disable=not progress) as bar:
-            compute_tasks(marks, scheduler, in_flight, bar, DONE_PREFIX)
-    return PredictSummary(path, {str(k): v for k, v in outputs.items()}, len(tiles),
-                          written=len(pending), skipped=done)
+    with OutputLock(path, job_token, " ".join(sys.argv) or "predict").acquire(force):
+        if overwrite:
+            _discard(path, outputs)
+        _check_record(path, tiling_token, job_token)
+        scan = Scan(reference)
+        job = pipeline
+        if roi is not None:
+            for key in outputs:
+                job = job + Crop(key, roi)
+        job = job + ZarrWrite(outputs, store=path) + scan
+        with build(job, scheduler=scheduler, seed=0):
+            tiling, blocks = scan.tiling_for(BatchRequest())
+            num_tiles = int(np.prod(tiling.grid_shape))
+            record = TileRecord.require(
+                path, num_tiles, _record_attrs(scan, tiling, outputs, tiling_token, job_token,
+                                               pipeline_hash), len(outputs))
+            planner = TilePlanner(scan, job, tiling, blocks, len(outputs), plan_once,
+                                  tuple(outputs))
+            done = int(record.completed.sum())
+            todo = num_tiles - done if max_tiles is None else min(max_tiles, num_tiles - done)
+            written = 0
+
+            def finished(index: int, checksums) -> None:
+                nonlocal written
+                record.mark(index, checksums)
+                record.flush(force=False)
+                written += 1
+                bar.update(1)
+
+            with tqdm(total=num_tiles, initial=done, unit="tile", desc="predict",
+                      disable=not progress) as bar:
+                try:
+                    run_units(_tile_units(planner, record, todo), scheduler, in_flight,
+                              finished)
+                finally:
+                    record.flush()
+            planning = (f"per tile: {planner.problem}" if planner.problem else
+                        f"once per kind of tile ({planner.plans_made} plans)")
+    return PredictSummary(path, {str(k): v for k, v in outputs.items()}, num_tiles,
+                          written=written, skipped=done, planning=planning)
+
+
+def _tile_units(planner: TilePlanner, record: TileRecord, limit: int) -> Iterator[Unit]:
+    """The pending tiles as job units, planned lazily (C order of the grid)."""
+    grid = planner.tiling.grid_shape
+    shared: dict[int, Shared] = {}
+    pending = (i for i in range(len(record.completed)) if not record.completed[i])
+    for flat in itertools.islice(pending, limit):
+        index = tuple(int(i) for i in np.unravel_index(flat, grid))
+        plan, shift, is_shared = planner.plan(index)
+        if is_shared:
+            plan = shared.setdefault(id(plan), Shared(plan))
+        yield flat, run_tile, (plan, None if shift is None else tuple(shift))

@@ -17,6 +17,7 @@ import dask.array as da
 import numpy as np
 
 from .batch import Array, Batch
+from .draws import note_draw
 from .errors import (
     BatchError,
     BatchRequestError,
@@ -184,6 +185,7 @@ class BatchProvider:
 
     def rng(self, request: BatchRequest, *purpose) -> np.random.Generator:
         """A generator seeded by (request seed, this node, ``purpose``): no global state."""
+        note_draw(self.name())
         return make_rng(request.random_seed or 0, self.node_id, self.name(), *purpose)
 
     # --- plan + build -------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, Thre
 
 import dask
 
+from . import _pdeathsig
 from .batch import Batch
 
 _LOCAL_SCHEDULERS = {
@@ -275,7 +276,8 @@ class BatchPrefetcher:
             self._pool = PriorityPool(os.cpu_count() or 1)
         elif scheduler == "processes":
             self._pool = ProcessPoolExecutor(os.cpu_count() or 1,
-                                             mp_context=multiprocessing.get_context("spawn"))
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             **_pdeathsig.pool_options())
 
     def _job(self, index: int):
         with self._turn:

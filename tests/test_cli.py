@@ -153,9 +153,9 @@ def test_killed_predict_resumes_without_rewriting_finished_tiles(tmp_path, monke
     finished = [int(i) for i in np.flatnonzero(completed)]
     # Tile n (C order in the 3 x 3 x 3 grid) owns chunk "i.j.k" of PRED.
     chunks = [".".join(map(str, np.unravel_index(n, (3, 3, 3)))) for n in finished]
+    # (The record's chunks hold the marks of many tiles: they are rewritten as tiles finish.)
     written = {file: os.stat(file).st_mtime_ns for file in
-               [os.path.join(out, "PRED", c) for c in chunks]
-               + [os.path.join(out, "_completed_tiles", str(n)) for n in finished]}
+               [os.path.join(out, "PRED", c) for c in chunks]}
 
     monkeypatch.setenv("DASKGP_TEST_SLEEP", "0")
     monkeypatch.setenv("DASKGP_TEST_LOG", second_log)
@@ -185,18 +185,21 @@ def test_missing_pipeline_file_is_a_clear_error(tmp_path, capsys):
     assert f"pipeline file {missing} does not exist" in capsys.readouterr().err
 
 
-def test_output_with_another_shape_is_refused_and_untouched(tmp_path, quick, capsys):
+def test_more_batches_grow_the_output_and_fewer_are_refused(tmp_path, quick, capsys):
     out = str(tmp_path / "batches.zarr")
     arguments = ["precompute", PIPELINE_FILE, "--out", out, "--scheduler", "sync",
-                 "--no-progress"]
+                 "--no-progress", "--seed", "3"]
     assert main([*arguments, "--num-batches", "3"]) == 0
-    stored = zarr.open_group(out, mode="r")["RAW"][:]
     mtimes = {file: os.stat(file).st_mtime_ns for i in range(3) for file in chunk_files(out, i)}
+    assert main([*arguments, "--num-batches", "5"]) == 0
+    assert "wrote 2 batches" in capsys.readouterr().out and read_completed(out, 5).all()
+    assert {file: os.stat(file).st_mtime_ns for file in mtimes} == mtimes
+    assert_matches_reference(out, 5, seed=3)
+    stored = zarr.open_group(out, mode="r")["RAW"][:]
     assert main([*arguments, "--num-batches", "4"]) == 1
     error = capsys.readouterr().err
-    assert out in error and "num_batches: stored 3, now 4" in error
+    assert out in error and "num_batches: stored 5, now 4" in error
     np.testing.assert_array_equal(zarr.open_group(out, mode="r")["RAW"][:], stored)
-    assert {file: os.stat(file).st_mtime_ns for file in mtimes} == mtimes
 
 
 def test_scheduler_and_address_are_exclusive(capsys):
@@ -218,3 +221,163 @@ def test_unreachable_address_is_a_clear_error(tmp_path, capsys):
 def test_entry_point_is_daskgp_cli_main():
     (entry_point,) = importlib.metadata.entry_points(group="console_scripts", name="daskgp")
     assert entry_point.load() is main
+
+
+ZARR_PREDICT_FILE = DATA / "predict_zarr_pipeline.py"
+
+
+def start_and_wait_for_lock(command, env, cwd, out):
+    """Start ``command`` and return it once it holds the lock of ``out``."""
+    from daskgp.io.locks import read_lock
+
+    process = subprocess.Popen(command, env=env, cwd=cwd, start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while read_lock(out) is None and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert read_lock(out) is not None, process.communicate()
+    return process
+
+
+def test_concurrent_precompute_runs_one_job_and_refuses_the_other(tmp_path, quick, capsys):
+    out = str(tmp_path / "batches.zarr")
+    command = [sys.executable, "-m", "daskgp.cli", "precompute", PIPELINE_FILE,
+               "--num-batches", "8", "--out", out, "--seed", "3", "--scheduler", "threads",
+               "--batches-in-flight", "2", "--no-progress"]
+    first = start_and_wait_for_lock(command, {**os.environ, "DASKGP_TEST_SLEEP": "0.15"},
+                                    tmp_path, out)
+    second = [*command[3:]]
+    second[second.index("--seed") + 1] = "4"
+    assert main(second) == 1
+    error = capsys.readouterr().err
+    assert f"{out} is locked by another job: pid {first.pid} on host" in error
+    assert "nothing was written" in error
+    stdout, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stderr
+    assert "wrote 8 batches" in stdout
+    assert_matches_reference(out, 8, seed=3)
+
+
+def model_file(tmp_path, scale):
+    """A copy of the zarr predict pipeline file whose model is scaled by ``scale``."""
+    source = ZARR_PREDICT_FILE.read_text()
+    path = tmp_path / f"model_{scale}.py"
+    path.write_text(source.replace("SCALE = 1.0", f"SCALE = {scale}"))
+    return str(path)
+
+
+@pytest.fixture
+def zarr_raw(tmp_path, monkeypatch):
+    """The volume of the zarr predict pipeline file, and its expected predictions."""
+    monkeypatch.setenv("DASKGP_TEST_RAW", str(tmp_path / "raw.zarr"))
+    names = load_pipeline_file(ZARR_PREDICT_FILE, names=("write_raw", "expected_prediction"))
+    names["write_raw"](str(tmp_path / "raw.zarr"))
+    return names["expected_prediction"]
+
+
+def test_concurrent_predict_with_another_model_is_refused(tmp_path, quick, zarr_raw, capsys):
+    out = str(tmp_path / "prediction.zarr")
+    command = [sys.executable, "-m", "daskgp.cli", "predict", model_file(tmp_path, 1.0),
+               "--out", out, "--scheduler", "threads", "--tiles-in-flight", "2",
+               "--no-progress"]
+    first = start_and_wait_for_lock(command, {**os.environ, "DASKGP_TEST_SLEEP": "0.05"},
+                                    tmp_path, out)
+    assert main(["predict", model_file(tmp_path, 2.0), *command[5:]]) == 1
+    assert f"is locked by another job: pid {first.pid}" in capsys.readouterr().err
+    stdout, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stderr
+    assert "wrote 27 tiles" in stdout
+    np.testing.assert_array_equal(zarr.open_array(out, path="PRED", mode="r")[:], zarr_raw(1.0))
+
+
+def test_rerun_with_a_changed_model_refuses_or_overwrites(tmp_path, quick, zarr_raw, capsys):
+    out = str(tmp_path / "prediction.zarr")
+    pipeline_file = model_file(tmp_path, 1.0)
+    arguments = ["predict", pipeline_file, "--out", out, "--scheduler", "threads",
+                 "--no-progress"]
+    assert main(arguments) == 0
+    with open(pipeline_file) as source:
+        changed = source.read().replace("SCALE = 1.0", "SCALE = 3.0")
+    with open(pipeline_file, "w") as source:
+        source.write(changed)
+    capsys.readouterr()
+    assert main(arguments) == 1
+    error = capsys.readouterr().err
+    assert "the pipeline (its file or model checkpoint) changed" in error and out in error
+    np.testing.assert_array_equal(zarr.open_array(out, path="PRED", mode="r")[:], zarr_raw(1.0))
+    assert main([*arguments, "--overwrite"]) == 0
+    assert "wrote 27 tiles" in capsys.readouterr().out
+    np.testing.assert_array_equal(zarr.open_array(out, path="PRED", mode="r")[:], zarr_raw(3.0))
+    assert main(arguments) == 0  # the new job resumes as itself
+    assert "(27 were already complete" in capsys.readouterr().out
+
+
+def test_a_checkpoint_named_in_the_pipeline_file_is_part_of_the_identity(tmp_path, quick,
+                                                                        zarr_raw, capsys):
+    out = str(tmp_path / "prediction.zarr")
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(b"weights 1")
+    pipeline_file = tmp_path / "with_checkpoint.py"
+    pipeline_file.write_text(ZARR_PREDICT_FILE.read_text()
+                             + f"\ncheckpoint = {str(checkpoint)!r}\n")
+    arguments = ["predict", str(pipeline_file), "--out", out, "--scheduler", "sync",
+                 "--no-progress"]
+    assert main(arguments) == 0
+    checkpoint.write_bytes(b"weights 2")
+    assert main(arguments) == 1
+    assert "changed" in capsys.readouterr().err
+
+
+def test_sigkill_of_the_driver_leaves_no_worker_process(tmp_path):
+    import psutil
+
+    out = str(tmp_path / "batches.zarr")
+    command = [sys.executable, "-m", "daskgp.cli", "precompute", PIPELINE_FILE,
+               "--num-batches", "40", "--out", out, "--scheduler", "processes",
+               "--batches-in-flight", "2", "--no-progress"]
+    env = {**os.environ, "DASKGP_TEST_SLEEP": "0.3"}
+    process = subprocess.Popen(command, env=env, cwd=tmp_path, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if zarr.open_array(out, path=COMPLETED, mode="r")[:].any():
+                break
+        except Exception:  # not created yet
+            pass
+        time.sleep(0.05)
+    children = psutil.Process(process.pid).children(recursive=True)
+    assert children, "the processes scheduler started workers"
+    process.send_signal(signal.SIGKILL)  # the driver only, not its process group
+    process.wait()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    for orphan in alive:
+        orphan.kill()
+    assert not alive, f"{len(alive)} worker processes outlived the driver by 10 s"
+
+
+def test_verify_finds_damaged_tiles_and_batches(tmp_path, quick, zarr_raw, capsys):
+    out = str(tmp_path / "prediction.zarr")
+    assert main(["predict", str(ZARR_PREDICT_FILE), "--out", out, "--scheduler", "sync",
+                 "--no-progress"]) == 0
+    assert main(["verify", out, "--no-progress"]) == 0
+    assert "27 tiles checked" in capsys.readouterr().out
+    pred = zarr.open_array(out, path="PRED", mode="r+")
+    pred[0:4, 8:16, 0:8] = 0  # changed data (as a truncated blosc chunk reads): tile (0, 1, 0)
+    with open(os.path.join(out, "PRED", "2.2.2"), "wb") as chunk:
+        chunk.write(b"garbage")  # an undecodable chunk: tile (2, 2, 2)
+    assert main(["verify", out, "--no-progress"]) == 1
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("damaged")]
+    assert len(lines) == 2
+    assert "tile (0, 1, 0) (#3): dataset 'PRED'" in lines[0] and "differs" in lines[0]
+    assert "tile (2, 2, 2) (#26)" in lines[1] and "PRED/2.2.2 unreadable" in lines[1]
+
+    batches = str(tmp_path / "batches.zarr")
+    assert main(["precompute", PIPELINE_FILE, "--num-batches", "3", "--out", batches,
+                 "--scheduler", "sync", "--no-progress"]) == 0
+    assert main(["verify", batches, "--no-progress"]) == 0
+    os.remove(os.path.join(batches, "LABELS", "c", "1", "0", "0", "0"))
+    assert main(["verify", batches, "--no-progress"]) == 1
+    output = capsys.readouterr().out
+    assert "damaged: batch 1: array 'LABELS': chunk(s) LABELS/c/1/0/0/0 missing" in output

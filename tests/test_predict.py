@@ -11,7 +11,7 @@ from scipy import ndimage
 
 import daskgp as gp
 from daskgp.cli import load_pipeline_file
-from daskgp.predict import COMPLETED_TILES, predict
+from daskgp.predict import COMPLETED_TILES, TILE_CHECKSUMS, predict
 
 PIPELINE_FILE = Path(__file__).parent / "data" / "predict_pipeline.py"
 PRED = gp.ArrayKey("PRED")
@@ -49,6 +49,10 @@ def file_states(path):
     return states
 
 
+def is_record(out, file):
+    return os.path.relpath(file, out).split(os.sep)[0] in (COMPLETED_TILES, TILE_CHECKSUMS)
+
+
 def test_scanned_prediction_equals_the_whole_volume_reference(model, tmp_path, scheduler):
     out = str(tmp_path / "prediction.zarr")
     client = scheduler if not isinstance(scheduler, str) else None
@@ -84,10 +88,10 @@ def test_rerun_computes_and_writes_only_unfinished_tiles(model, tmp_path):
     pred[0:8, 8:16, 0:8] = -1
     pred[16:20, 16:23, 16:23] = -1
     zarr.open_array(out, path=COMPLETED_TILES, mode="r+")[[3, 26]] = 0
-    unfinished = {os.path.join(out, "PRED", "0.1.0"), os.path.join(out, "PRED", "2.2.2"),
-                  os.path.join(out, COMPLETED_TILES, "3"),
-                  os.path.join(out, COMPLETED_TILES, "26")}
-    before = {f: s for f, s in file_states(out).items() if f not in unfinished}
+    unfinished = {os.path.join(out, "PRED", "0.1.0"), os.path.join(out, "PRED", "2.2.2")}
+    # The record's chunks (marks of many tiles each) are rewritten when tiles are marked.
+    before = {f: s for f, s in file_states(out).items()
+              if f not in unfinished and not is_record(out, f)}
     model["log"].unlink()
     summary = predict(model["pipeline"], model["request"], out, scheduler="processes",
                       progress=False)
@@ -124,3 +128,106 @@ def test_a_reference_without_outputs_is_an_error(model, tmp_path):
         predict(model["pipeline"], model["request"], str(tmp_path / "p.zarr"),
                 outputs=[gp.ArrayKey("OTHER")], progress=False)
     assert not (tmp_path / "p.zarr").exists()
+
+
+ZARR_PIPELINE_FILE = Path(__file__).parent / "data" / "predict_zarr_pipeline.py"
+
+
+@pytest.fixture
+def zarr_model(monkeypatch, tmp_path):
+    """The zarr predict pipeline file's names, its volume written to ``tmp_path``."""
+    monkeypatch.setenv("DASKGP_TEST_SLEEP", "0")
+    monkeypatch.setenv("DASKGP_TEST_RAW", str(tmp_path / "raw.zarr"))
+    monkeypatch.delenv("DASKGP_TEST_LOG", raising=False)
+    names = load_pipeline_file(ZARR_PIPELINE_FILE, names=("write_raw", "expected_prediction"))
+    names["write_raw"](str(tmp_path / "raw.zarr"))
+    return {**load_pipeline_file(ZARR_PIPELINE_FILE), "expected": names["expected_prediction"]()}
+
+
+@pytest.mark.parametrize("scheduler_name", ["sync", "threads"])
+def test_equivariant_pipeline_is_planned_once_per_kind_of_tile(zarr_model, tmp_path,
+                                                               scheduler_name):
+    out = str(tmp_path / "prediction.zarr")
+    summary = predict(zarr_model["pipeline"], zarr_model["request"], out,
+                      scheduler=scheduler_name, progress=False)
+    # 3 x 3 x 3 tiles; along each axis the clamped last tile is a kind of its own: 2**3 kinds.
+    assert summary.planning == "once per kind of tile (8 plans)"
+    assert (summary.num_tiles, summary.written) == (27, 27)
+    np.testing.assert_array_equal(zarr.open_array(out, path="PRED", mode="r")[:],
+                                  zarr_model["expected"])
+    per_tile = str(tmp_path / "per_tile.zarr")
+    summary = predict(zarr_model["pipeline"], zarr_model["request"], per_tile,
+                      scheduler=scheduler_name, progress=False, plan_once=False)
+    assert summary.planning == "per tile: plan_once=False"
+    for name in ("PRED", TILE_CHECKSUMS):
+        np.testing.assert_array_equal(zarr.open_array(out, path=name, mode="r")[:],
+                                      zarr.open_array(per_tile, path=name, mode="r")[:])
+
+
+def test_translated_plan_on_a_cluster_and_in_processes(zarr_model, tmp_path, cluster_client):
+    for name, kwargs in (("cluster", {"client": cluster_client}),
+                         ("processes", {"scheduler": "processes"})):
+        out = str(tmp_path / f"{name}.zarr")
+        summary = predict(zarr_model["pipeline"], zarr_model["request"], out, progress=False,
+                          tiles_in_flight=3, **kwargs)
+        assert summary.planning.startswith("once per kind"), name
+        np.testing.assert_array_equal(zarr.open_array(out, path="PRED", mode="r")[:],
+                                      zarr_model["expected"])
+
+
+def test_pipelines_that_are_not_equivariant_are_planned_per_tile(zarr_model, model, tmp_path):
+    # Scale 1, shift 0: the identity, but the node draws its parameters for every tile.
+    drawing = zarr_model["pipeline"] + gp.IntensityAugment(PRED, 1, 1, 0, 0, clip=False)
+    summary = predict(drawing, zarr_model["request"], str(tmp_path / "a.zarr"),
+                      scheduler="threads", progress=False)
+    assert summary.planning == "per tile: ['IntensityAugment'] draw random parameters"
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "a.zarr"), path="PRED")[:],
+                                  zarr_model["expected"])
+    summary = predict(model["pipeline"], model["request"], str(tmp_path / "b.zarr"),
+                      scheduler="threads", progress=False)
+    assert summary.planning.startswith("per tile: the source ArraySource cannot shift")
+    padded = zarr_model["pipeline"] + gp.Pad(PRED, None)
+    summary = predict(padded, zarr_model["request"], str(tmp_path / "c.zarr"),
+                      scheduler="sync", progress=False, max_tiles=2)
+    assert summary.planning == "per tile: Pad depends on the tile's position or computes " \
+                               "while planning"
+    assert summary.written == 2
+
+
+def test_max_tiles_stops_early_and_a_rerun_continues(zarr_model, tmp_path):
+    out = str(tmp_path / "prediction.zarr")
+    summary = predict(zarr_model["pipeline"], zarr_model["request"], out, scheduler="threads",
+                      progress=False, max_tiles=5)
+    assert (summary.written, summary.skipped) == (5, 0)
+    assert zarr.open_array(out, path=COMPLETED_TILES, mode="r")[:].sum() == 5
+    summary = predict(zarr_model["pipeline"], zarr_model["request"], out, scheduler="threads",
+                      progress=False)
+    assert (summary.written, summary.skipped) == (22, 5)
+    np.testing.assert_array_equal(zarr.open_array(out, path="PRED", mode="r")[:],
+                                  zarr_model["expected"])
+
+
+def test_changed_pipeline_hash_is_refused_unless_overwrite(zarr_model, tmp_path):
+    out = str(tmp_path / "prediction.zarr")
+    predict(zarr_model["pipeline"], zarr_model["request"], out, scheduler="sync",
+            progress=False, pipeline_hash="model-1")
+    before = file_states(out)
+    with pytest.raises(gp.PipelineSetupError, match=r"the pipeline .* changed since"):
+        predict(zarr_model["pipeline"], zarr_model["request"], out, scheduler="sync",
+                progress=False, pipeline_hash="model-2")
+    assert file_states(out) == before
+    summary = predict(zarr_model["pipeline"], zarr_model["request"], out, scheduler="sync",
+                      progress=False, pipeline_hash="model-2", overwrite=True)
+    assert (summary.written, summary.skipped) == (27, 0)
+
+
+def test_a_locked_output_is_refused_naming_the_holder(zarr_model, tmp_path):
+    from daskgp.io.locks import OutputLock, OutputLockedError
+
+    out = str(tmp_path / "prediction.zarr")
+    with OutputLock(out, "another job", "daskgp predict other.py").acquire():
+        with pytest.raises(OutputLockedError) as error:
+            predict(zarr_model["pipeline"], zarr_model["request"], out, progress=False)
+    assert f"pid {os.getpid()}" in str(error.value)
+    assert "daskgp predict other.py" in str(error.value)
+    assert not os.path.exists(out), "the refused job wrote nothing"

@@ -19,7 +19,9 @@ import numpy as np
 from dask.base import tokenize
 
 from ..errors import DaskgpError, PipelineSetupError, TaskError
+from .checksums import block_checksum
 from .metadata import ome_ngff_group_attrs
+from .translation import current_shift, voxel_shift
 from .writers import ome_ngff_multiscales
 
 try:
@@ -296,16 +298,24 @@ class Hdf5ArrayWriter:
 
 
 class _BlockWrite:
-    """Task of ``write_blocks``: writes one block at its place in the dataset."""
+    """Task of ``write_blocks``: writes one block at its place in the dataset and returns the
+    block's checksum (``block_checksum`` of its voxel position and bytes)."""
 
-    def __init__(self, writer, start: tuple[int, ...], node_name: str) -> None:
+    def __init__(self, writer, start: tuple[int, ...], node_name: str,
+                 voxel_size: tuple[int, ...] | None = None) -> None:
         self.writer = writer
         self.start = start
         self.node_name = node_name
+        self.voxel_size = voxel_size
 
     def __call__(self, block: np.ndarray, block_info=None) -> np.ndarray:
         location = block_info[0]["array-location"]
-        selection = tuple(slice(s + a, s + b) for s, (a, b) in zip(self.start, location,
+        start = self.start
+        if self.voxel_size is not None and current_shift() is not None:
+            ndim, dims = len(start), len(self.voxel_size)
+            offsets = voxel_shift(ndim, range(ndim - dims, ndim), self.voxel_size)
+            start = tuple(s + o for s, o in zip(start, offsets, strict=True))
+        selection = tuple(slice(s + a, s + b) for s, (a, b) in zip(start, location,
                                                                   strict=True))
         try:
             self.writer[selection] = block
@@ -316,21 +326,27 @@ class _BlockWrite:
                 f"{self.node_name}: writing {selection} of {self.writer!r} failed with "
                 f"{type(error).__name__}: {error}"
             ) from error
-        return np.full((1,) * block.ndim, block.size, dtype=np.int64)
+        checksum = block_checksum([s.start for s in selection], block)
+        return np.full((1,) * block.ndim, checksum, dtype=np.int64)
 
     def __dask_tokenize__(self) -> tuple:
-        return ("_BlockWrite", tokenize(self.writer), self.start, self.node_name)
+        return ("_BlockWrite", tokenize(self.writer), self.start, self.node_name,
+                self.voxel_size)
 
 
 def write_blocks(data: da.Array, writer, start: Sequence[int], chunks: Sequence[int] | None,
-                 node_name: str, prefix: str) -> da.Array:
+                 node_name: str, prefix: str,
+                 voxel_size: Sequence[int] | None = None) -> da.Array:
     """A lazy write of ``data`` into ``writer``'s dataset at voxel ``start``.
 
     ``data`` is rechunked to the dataset's ``chunks`` (``start`` must lie on their grid, so
     each dask block is exactly one stored chunk, and each stored chunk is written by exactly
     one task); None (a contiguous HDF5 dataset) keeps ``data``'s chunks. Tasks are named
     ``f"{prefix}-{token}"``. Returns the side effect to compute with the batch: a small dask
-    array (one element per block, the voxels it wrote). An array rather than a ``Delayed``,
+    array, one element per block, the block's checksum (``block_checksum`` of its voxel
+    position and bytes; ``daskgp verify`` recomputes them). With ``voxel_size`` (of the
+    trailing, spatial axes) the writes follow a tile's translation
+    (``daskgp.io.translation``). An array rather than a ``Delayed``,
     because wrapping an array in ``dask.delayed`` builds its whole graph at once, which costs
     more than planning the batch; as an array it stays lazy and is optimized with the batch.
 
@@ -340,8 +356,9 @@ def write_blocks(data: da.Array, writer, start: Sequence[int], chunks: Sequence[
         ...         super().__setitem__(str(selection), value.copy())
         >>> memory = Memory()
         >>> write = write_blocks(da.ones((6,)), memory, (4,), (4,), "Example", "example")
-        >>> write.compute(scheduler="sync").tolist(), sorted(memory)
-        ([4, 2], ['(slice(4, 8, None),)', '(slice(8, 10, None),)'])
+        >>> checksums = write.compute(scheduler="sync").tolist()
+        >>> checksums[1] == block_checksum((8,), np.ones(2)), sorted(memory)
+        (True, ['(slice(4, 8, None),)', '(slice(8, 10, None),)'])
     """
     start = tuple(int(s) for s in start)
     if chunks is not None:
@@ -349,8 +366,9 @@ def write_blocks(data: da.Array, writer, start: Sequence[int], chunks: Sequence[
         if data.chunks != chunks:
             data = data.rechunk(chunks)
     token = tokenize(data.name, writer, start)
+    voxel_size = None if voxel_size is None else tuple(int(v) for v in voxel_size)
     return da.map_blocks(
-        _BlockWrite(writer, start, node_name), data,
+        _BlockWrite(writer, start, node_name, voxel_size), data,
         chunks=tuple((1,) * len(c) for c in data.chunks), dtype=np.int64,
         meta=np.empty((0,) * data.ndim, dtype=np.int64), name=f"{prefix}-{token}",
     )

@@ -22,7 +22,7 @@ from ..request import BatchRequest
 from ..specs import ArraySpec
 from .layout import StorageLayout, dataset_array_spec
 from .metadata import MetadataError, read_spatial_metadata
-from .region import read_region
+from .region import WorldGeometry, read_region
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ class DatasetSource(BatchProvider):
 
     lazy = True
     remove_placeholders = True
+    #: Its reads follow a tile's translation (``daskgp predict`` plans one tile, runs many).
+    translatable = True
 
     def __init__(
         self,
@@ -113,9 +115,14 @@ class DatasetSource(BatchProvider):
         voxel_size = self.spec[key].voxel_size
         layout = self._layouts[key]
         start, stop = layout.storage_region(begin / voxel_size, shape / voxel_size)
+        ndim, dims = len(layout.shape), layout.spatial_dims
+        spatial_axes = tuple(range(ndim - dims, ndim)) if layout.channels_first else tuple(
+            range(dims))
+        geometry = WorldGeometry(spatial_axes, tuple(voxel_size),
+                                 tuple(self.spec[key].roi.begin))
         return read_region(
             self._readers[key], start, stop, layout.axes, self.spec[key].dtype, layout.chunks,
-            task_prefix(self.name()),
+            task_prefix(self.name()), geometry,
         )
 
     def dask_array(self, key: ArrayKey) -> da.Array:

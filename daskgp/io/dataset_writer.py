@@ -49,6 +49,8 @@ class DatasetWrite(BatchFilter):
     """
 
     lazy = True
+    #: Its writes follow a tile's translation (``daskgp predict`` plans one tile, runs many).
+    translatable = True
 
     def __init__(self, dataset_names: Mapping[ArrayKey, str], output_dir: str = ".",
                  output_filename: str = "output.zarr", compression_type: str | int | None = None,
@@ -122,7 +124,7 @@ class DatasetWrite(BatchFilter):
                                             / voxel_size)
             batch.side_effects.append(write_blocks(
                 data, self._writers[key], start, layout.chunks, self.name(),
-                task_prefix(self.name()),
+                task_prefix(self.name()), voxel_size,
             ))
         return batch
 

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
+
+from ..errors import DaskgpError, SourceError
+from ..geometry import Coordinate, Roi
+from .translation import current_shift, voxel_shift
 
 
 class Reader(Protocol):
@@ -48,6 +53,29 @@ def storage_aligned_chunks(
     return tuple(chunks)
 
 
+@dataclass(frozen=True)
+class WorldGeometry:
+    """Where a stored array lies in the world: the storage axes of its spatial dimensions, its
+    voxel size and the world offset of its voxel 0. With it a region names its ROI in errors
+    and can be translated (``daskgp.io.translation``).
+
+    Example:
+        >>> WorldGeometry((1, 2), (2, 1), (10, 0)).roi((0, 4, 8), (3, 6, 10))
+        [18:22, 8:10] (4, 2)
+    """
+
+    spatial_axes: tuple[int, ...]
+    voxel_size: tuple[int, ...]
+    offset: tuple[int, ...]
+
+    def roi(self, start: Sequence[int], stop: Sequence[int]) -> Roi:
+        """The world ROI of the storage region ``[start, stop)``."""
+        voxel_size = Coordinate(self.voxel_size)
+        begin = Coordinate(start[a] for a in self.spatial_axes)
+        end = Coordinate(stop[a] for a in self.spatial_axes)
+        return Roi(Coordinate(self.offset) + begin * voxel_size, (end - begin) * voxel_size)
+
+
 class RegionView:
     """The region ``[start, stop)`` of a reader's array, with its axes permuted by ``axes``.
 
@@ -60,11 +88,19 @@ class RegionView:
         stop (tuple of int): end of the region (exclusive), per storage axis.
         axes (tuple of int): storage axis of each view axis.
         dtype (numpy dtype): the stored dtype (read once, in the driver).
+        geometry (WorldGeometry, optional): where the array lies in the world; a read error
+            then names the world ROI, and reads follow a tile's translation.
+
+    A failed read raises ``SourceError`` naming the reader's store and dataset, the chunks
+    read, the storage region and (with ``geometry``) the world ROIs of the block and of the
+    whole region.
     """
 
     def __init__(self, reader: Reader, start: Sequence[int], stop: Sequence[int],
-                 axes: Sequence[int], dtype: np.dtype) -> None:
+                 axes: Sequence[int], dtype: np.dtype,
+                 geometry: WorldGeometry | None = None) -> None:
         self.reader = reader
+        self.geometry = geometry
         self.start = tuple(int(s) for s in start)
         self.stop = tuple(int(s) for s in stop)
         self.axes = tuple(int(a) for a in axes)
@@ -79,11 +115,42 @@ class RegionView:
             begin, end, step = index.indices(self.shape[view_axis])
             assert step == 1, "a region is read in contiguous blocks"
             storage[axis] = slice(self.start[axis] + begin, self.start[axis] + end)
-        data = self.reader.read(tuple(storage))
+        start, stop = self.start, self.stop
+        if self.geometry is not None and current_shift() is not None:
+            offsets = voxel_shift(self.ndim, self.geometry.spatial_axes, self.geometry.voxel_size)
+            storage = [slice(s.start + o, s.stop + o) for s, o in zip(storage, offsets,
+                                                                     strict=True)]
+            start = tuple(a + o for a, o in zip(start, offsets, strict=True))
+            stop = tuple(b + o for b, o in zip(stop, offsets, strict=True))
+        try:
+            data = self.reader.read(tuple(storage))
+        except DaskgpError:
+            raise
+        except Exception as error:
+            raise self._read_error(tuple(storage), start, stop, error) from error
         return np.transpose(data, self.axes) if self.axes != tuple(range(self.ndim)) else data
 
+    def _read_error(self, storage: tuple[slice, ...], start, stop,
+                    error: Exception) -> SourceError:
+        chunk_keys = getattr(self.reader, "chunk_keys", None)
+        try:
+            chunks = f"chunk(s) {', '.join(chunk_keys(storage))}" if chunk_keys else "chunks ?"
+        except Exception:  # the array cannot even be opened: the error below says why
+            chunks = "chunks ?"
+        where = f"voxels {[(s.start, s.stop) for s in storage]}"
+        if self.geometry is not None:
+            block = self.geometry.roi([s.start for s in storage], [s.stop for s in storage])
+            where += (f" (ROI {block}) of the batch's region ROI "
+                      f"{self.geometry.roi(start, stop)}")
+        return SourceError(
+            f"cannot read dataset {getattr(self.reader, 'dataset', '?')!r} of store "
+            f"{getattr(self.reader, 'location', self.reader)!r}: {chunks}, {where}: "
+            f"{type(error).__name__}: {error}"
+        )
+
     def __dask_tokenize__(self) -> tuple:
-        return (tokenize(self.reader), self.start, self.stop, self.axes, str(self.dtype))
+        return (tokenize(self.reader), self.start, self.stop, self.axes, str(self.dtype),
+                self.geometry)
 
 
 def read_region(
@@ -94,15 +161,17 @@ def read_region(
     dtype: np.dtype,
     storage_chunks: Sequence[int] | None,
     prefix: str,
+    geometry: WorldGeometry | None = None,
 ) -> da.Array:
     """A lazy dask array of region ``[start, stop)`` of ``reader``, axes permuted by ``axes``.
 
     Its chunks are aligned to ``storage_chunks`` (the reader's chunks, read at setup and passed
     in so that no file is touched here; None: one chunk), so each task reads within exactly one
     storage chunk; its tasks are named ``f"{prefix}-{token}"`` with a token of (reader, region,
-    axes). Nothing is read until the array is computed.
+    axes). Nothing is read until the array is computed. With ``geometry``, read errors name
+    world ROIs and the reads follow a tile's translation (see ``RegionView``).
     """
-    view = RegionView(reader, start, stop, axes, dtype)
+    view = RegionView(reader, start, stop, axes, dtype, geometry)
     storage_chunks_of_region = storage_aligned_chunks(view.start, view.stop, storage_chunks)
     chunks = tuple(storage_chunks_of_region[a] for a in view.axes)
     name = f"{prefix}-{tokenize(view)}"

@@ -5,6 +5,7 @@ It travels inside dask tasks; each process opens the array on first use and keep
 
 from __future__ import annotations
 
+import itertools
 import os
 import posixpath
 from typing import Any
@@ -135,6 +136,21 @@ class ZarrReader:
     def read(self, selection: tuple[slice, ...]) -> np.ndarray:
         """Read ``selection`` (one slice per storage axis) into memory."""
         return np.asarray(self.open()[selection])
+
+    def chunk_keys(self, selection: tuple[slice, ...]) -> list[str]:
+        """The store keys of the chunks that ``selection`` overlaps (for error messages)."""
+        array = self.open()
+        ranges = [range(s.start // c, max(s.start // c + 1, -(-s.stop // c)))
+                  for s, c in zip(selection, array.chunks, strict=True)]
+        return [f"{self.dataset}/{array.metadata.encode_chunk_key(index)}"
+                for index in itertools.product(*ranges)]
+
+    def chunk_exists(self, index: tuple[int, ...]) -> bool:
+        """Whether the chunk at grid ``index`` is stored (a missing one reads as fill value)."""
+        from zarr.core.sync import sync
+
+        array = self.open()
+        return bool(sync((array.store_path / array.metadata.encode_chunk_key(index)).exists()))
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)

@@ -7,6 +7,7 @@ from .as_type import AsType
 from .balance_labels import BalanceLabels
 from .crop import Crop
 from .csv_points_source import CsvPointsSource
+from .daisy_request_blocks import DaisyRequestBlocks
 from .defect_augment import DefectAugment
 from .deform_augment import DeformAugment
 from .downsample import DownSample
@@ -53,6 +54,7 @@ __all__ = [
     "AsType",
     "Crop",
     "CsvPointsSource",
+    "DaisyRequestBlocks",
     "DefectAugment",
     "DeformAugment",
     "ElasticAugment",

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 
+import dask
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+
 from ..batch import Array, Batch
 from ..errors import BatchRequestError, SourceError
-from ..io.region import read_region
+from ..io.checksums import data_checksum
 from ..io.zarr_reader import ZarrReader
 from ..keys import ArrayKey
 from ..names import task_prefix
-from ..precompute import LayoutError, PrecomputeLayout, read_completed, read_layout
+from ..precompute import CHECKSUMS, LayoutError, PrecomputeLayout, read_completed, read_layout
 from ..provider import BatchProvider
 from ..request import BatchRequest
 
@@ -24,6 +29,10 @@ class PrecomputedSource(BatchProvider):
     batches in order and then starts over; a request with a seed of its own gets batch
     ``random_seed % N``. Each request builds a dask array that reads only its batch's chunk
     (one task per key, named ``precomputed-source-…``).
+
+    A precomputed batch has no fill value: a chunk missing from the store raises
+    ``SourceError`` naming the dataset, chunk and batch (zarr would read it as zeros), and a
+    batch whose data differs from the checksum ``precompute`` stored with it raises too.
 
     Requested ROIs must equal the stored ones: the batches were cut for one request, and this
     source neither crops nor pads them. Setup fails unless every batch has been written.
@@ -62,6 +71,13 @@ class PrecomputedSource(BatchProvider):
             )
         self._layout = layout
         self._readers = {}
+        self._checksums = None
+        checksums = ZarrReader(self.path, CHECKSUMS)
+        try:
+            self._columns = {name: i for i, name in enumerate(checksums.attrs["columns"])}
+            self._checksums = checksums
+        except (SourceError, KeyError):  # written before precompute stored checksums
+            self._columns = {}
         for stored in layout.arrays:
             key = ArrayKey(stored.name)
             self._readers[key] = ZarrReader(self.path, stored.name)
@@ -79,11 +95,12 @@ class PrecomputedSource(BatchProvider):
                     f"{self.path} stores it with ROI {stored.roi}; a precomputed batch is "
                     "served as stored, request the ROIs of the precompute request"
                 )
-            shape = stored.shape
-            data = read_region(
-                self._readers[key], (index, *(0,) * len(shape)), (index + 1, *shape),
-                range(len(shape) + 1), stored.dtype, (1, *shape), task_prefix(self.name()),
-            )[0]
+            read = _ReadBatch(self._readers[key], self._checksums, index, stored,
+                              self._columns.get(stored.name), self.name())
+            name = f"{task_prefix(self.name())}-{tokenize(read)}"
+            data = da.from_delayed(dask.delayed(read, pure=True)(dask_key_name=name),
+                                   shape=stored.shape, dtype=np.dtype(stored.dtype),
+                                   meta=np.empty((0,) * len(stored.shape), stored.dtype))
             batch[key] = Array(data, stored.spec())
         return batch
 
@@ -93,3 +110,49 @@ class PrecomputedSource(BatchProvider):
         if request.sequence is not None:
             return request.sequence[1] % num_batches
         return (request.random_seed or 0) % num_batches
+
+
+class _ReadBatch:
+    """Task of ``PrecomputedSource``: read one stored batch of one array, refusing a missing
+    chunk and checking the stored checksum."""
+
+    def __init__(self, reader: ZarrReader, checksums: ZarrReader | None, index: int,
+                 stored, column: int | None, node_name: str) -> None:
+        self.reader, self.checksums, self.index = reader, checksums, index
+        self.shape, self.name, self.column = tuple(stored.shape), stored.name, column
+        self.node_name = node_name
+
+    def __call__(self) -> np.ndarray:
+        where = (f"{self.node_name}: batch {self.index} of array {self.name!r} in "
+                 f"{self.reader.location}")
+        chunk = (self.index, *(0,) * len(self.shape))
+        selection = (slice(self.index, self.index + 1), *(slice(0, n) for n in self.shape))
+        try:
+            exists = self.reader.chunk_exists(chunk)
+            data = self.reader.read(selection)[0] if exists else None
+        except SourceError:
+            raise
+        except Exception as error:
+            raise SourceError(
+                f"{where}: chunk {', '.join(self.reader.chunk_keys(selection))} cannot be "
+                f"read: {type(error).__name__}: {error}"
+            ) from error
+        if data is None:
+            raise SourceError(
+                f"{where}: chunk {self.reader.chunk_keys(selection)[0]} is missing from the "
+                "store (deleted or never written); a precomputed batch has no fill value. "
+                "Run `daskgp verify` on the output, and `daskgp precompute --overwrite`"
+            )
+        if self.checksums is not None and self.column is not None:
+            expected = int(self.checksums.read((slice(self.index, self.index + 1),
+                                                slice(self.column, self.column + 1)))[0, 0])
+            if data_checksum(data) != expected:
+                raise SourceError(
+                    f"{where}: the data differs from the checksum stored when it was written "
+                    f"({data_checksum(data)} != {expected}): the chunk "
+                    f"{self.reader.chunk_keys(selection)[0]} is damaged"
+                )
+        return data
+
+    def __dask_tokenize__(self) -> tuple:
+        return ("_ReadBatch", tokenize(self.reader), self.index, self.column)

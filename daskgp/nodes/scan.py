@@ -115,21 +115,7 @@ class Scan(BatchFilter):
 
     def provide(self, request: BatchRequest) -> Batch:
         empty = len(request) == 0
-        self._check_keys(request)
-        tiling = scan_tiling(self._shift_roi(self.spec if empty else request), self._stride())
-        total_rois = {key: tiling.total_roi(spec.roi)
-                      for key, spec in self.reference.array_specs.items()}
-        total_rois.update({key: tiling.total_roi(spec.roi)
-                           for key, spec in self.reference.graph_specs.items()})
-        for key, spec in request.items():
-            if spec.roi != total_rois[key]:
-                raise BatchRequestError(
-                    f"{self.name()}: {key} is requested with ROI {spec.roi}, but the tiles of "
-                    f"the reference cover {total_rois[key]} of it (other reference keys "
-                    "constrain where tiles fit); request a ROI the tiles cover"
-                )
-        blocks = WriteBlocks(total_rois, tiling.stride, scan_id=next(_SCAN_IDS))
-        upstream = self.get_upstream_provider()
+        tiling, blocks = self.tiling_for(request)
         prefix = f"{task_prefix(self.name())}-{tokenize(request, tiling, self.node_id)}"
         logger.info("%s: scanning %d tiles of stride %s", self.name(),
                     int(np.prod(tiling.grid_shape)), tiling.stride)
@@ -138,10 +124,7 @@ class Scan(BatchFilter):
         graph_parts: dict = {key: [] for key in request.graph_specs}
         side_effects, markers = [], []
         for index in tiling.indices():
-            owned = {key: tiling.owned_roi(spec.roi, index)
-                     for key, spec in self.reference.array_specs.items()}
-            with writing_blocks(dataclasses.replace(blocks, write_rois=owned)):
-                tile = upstream.request_batch(self._tile_request(request, tiling, index))
+            tile, owned = self.plan_tile(request, tiling, blocks, index)
             for key, graph_parts_of_key in graph_parts.items():
                 graph_parts_of_key.append(
                     tile[key].crop(tiling.owned_roi(self.reference[key].roi, index)))
@@ -158,7 +141,7 @@ class Scan(BatchFilter):
             side_effects.append(dask.delayed(_TileDone(prefix), pure=True)(
                 name, *itertools.chain.from_iterable(map(_as_delayed, waits)),
                 dask_key_name=name))
-        if empty and not side_effects:
+        if empty and not side_effects and not self._writer_upstream():
             logger.warning("%s: empty request but nothing upstream writes (no ZarrWrite or "
                            "Hdf5Write between the model and the Scan): nothing to compute",
                            self.name())
@@ -182,6 +165,56 @@ class Scan(BatchFilter):
             batch[key] = join_parts(graph_parts[key], graph_spec)
         batch.side_effects = side_effects
         return batch
+
+    def tiling_for(self, request: BatchRequest) -> tuple[ScanTiling, WriteBlocks]:
+        """The tiles that cover ``request`` (empty: the whole upstream ROI of the reference
+        keys) and the blocks writers upstream create their datasets for; plans nothing.
+
+        Used by ``provide`` and by ``daskgp predict``, which plans the tiles itself.
+        """
+        empty = len(request) == 0
+        self._check_keys(request)
+        tiling = scan_tiling(self._shift_roi(self.spec if empty else request), self._stride())
+        total_rois = {key: tiling.total_roi(spec.roi)
+                      for key, spec in self.reference.array_specs.items()}
+        total_rois.update({key: tiling.total_roi(spec.roi)
+                           for key, spec in self.reference.graph_specs.items()})
+        for key, spec in request.items():
+            if spec.roi != total_rois[key]:
+                raise BatchRequestError(
+                    f"{self.name()}: {key} is requested with ROI {spec.roi}, but the tiles of "
+                    f"the reference cover {total_rois[key]} of it (other reference keys "
+                    "constrain where tiles fit); request a ROI the tiles cover"
+                )
+        return tiling, WriteBlocks(total_rois, tiling.stride, scan_id=next(_SCAN_IDS))
+
+    def owned_rois(self, tiling: ScanTiling, index: tuple[int, ...]) -> dict:
+        """The block of each reference key that tile ``index`` owns (and writes)."""
+        return {key: tiling.owned_roi(spec.roi, index)
+                for key, spec in self.reference.array_specs.items()}
+
+    def plan_tile(self, request: BatchRequest, tiling: ScanTiling, blocks: WriteBlocks,
+                  index: tuple[int, ...]) -> tuple[Batch, dict]:
+        """Plan and build (never compute) tile ``index``: its upstream batch, whose side
+        effects write the blocks it owns, and those owned ROIs."""
+        owned = self.owned_rois(tiling, index)
+        with writing_blocks(dataclasses.replace(blocks, write_rois=owned)):
+            tile = self.get_upstream_provider().request_batch(
+                self._tile_request(request, tiling, index))
+        return tile, owned
+
+    def _writer_upstream(self) -> bool:
+        """Whether a node upstream writes (a writer whose writes a node that computes, such
+        as ``PrintProfilingStats``, already ran while the tiles were planned)."""
+        from ..io.dataset_writer import DatasetWrite
+
+        pending = [self.get_upstream_provider()]
+        while pending:
+            node = pending.pop()
+            if isinstance(node, DatasetWrite):
+                return True
+            pending += node.get_upstream_providers()
+        return False
 
     def _check_keys(self, request: BatchRequest) -> None:
         for key, spec in request.items():

@@ -142,3 +142,34 @@ def test_missing_or_foreign_path_fails_setup(tmp_path):
     with pytest.raises(gp.SourceError, match="not a precompute output"):
         with gp.build(gp.PrecomputedSource(tmp_path / "foreign.zarr")):
             pass
+
+
+def damaged_copy(stored, tmp_path):
+    path, _ = stored
+    copy = str(tmp_path / "copy.zarr")
+    shutil.copytree(path, copy)
+    return copy
+
+
+def test_a_deleted_chunk_raises_naming_it(stored, tmp_path):
+    copy = damaged_copy(stored, tmp_path)
+    os.remove(os.path.join(copy, "LABELS", "c", "2", "0", "0", "0"))
+    with gp.build(gp.PrecomputedSource(copy), scheduler="sync") as p:
+        for _ in range(2):
+            p.request_batch(make_request())  # batches 0 and 1 are intact
+        with pytest.raises(gp.SourceError) as error:
+            p.request_batch(make_request())
+    message = str(error.value)
+    assert "batch 2 of array 'LABELS'" in message and copy in message
+    assert "chunk LABELS/c/2/0/0/0 is missing" in message
+
+
+def test_data_that_differs_from_its_checksum_raises(stored, tmp_path):
+    copy = damaged_copy(stored, tmp_path)
+    raw = zarr.open_array(copy, path="RAW", mode="r+")
+    raw[1, 0, 0, 0] = raw[1, 0, 0, 0] + 1  # decodes fine, but is not what was written
+    with gp.build(gp.PrecomputedSource(copy), scheduler="sync") as p:
+        p.request_batch(make_request())
+        with pytest.raises(gp.SourceError, match=r"batch 1 of array 'RAW' .* differs from the "
+                                                 r"checksum .* RAW/c/1/0/0/0 is damaged"):
+            p.request_batch(make_request())

@@ -234,6 +234,19 @@ def test_empty_request_without_writers_computes_nothing(caplog):
     assert "nothing upstream writes" in caplog.text
 
 
+def test_no_warning_when_a_computing_node_sits_between_the_writer_and_the_scan(tmp_path,
+                                                                               caplog):
+    raw, kernel, expected, reference = volume()
+    pipeline = (raw_source(raw) + Convolve(RAW, PRED, kernel)
+                + gp.ZarrWrite({PRED: "pred"}, store=str(tmp_path / "out.zarr"))
+                + gp.PrintProfilingStats(every=100) + gp.Scan(reference))
+    with gp.build(pipeline, scheduler="sync") as p:
+        p.request_batch(gp.BatchRequest())
+    assert "nothing upstream writes" not in caplog.text
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "out.zarr"), path="pred")[...],
+                                  expected)
+
+
 def test_errors_name_the_node_the_key_and_the_rois():
     raw, kernel, _, reference = volume()
     model = Convolve(RAW, PRED, kernel)

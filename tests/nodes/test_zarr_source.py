@@ -222,3 +222,23 @@ def test_gunpowder_filename_argument_and_bad_datasets(tmp_path):
         gp.ZarrSource(store, {raw: "raw"}, filename=store)
     with pytest.raises(gp.PipelineSetupError, match="ArrayKey -> str"):
         gp.ZarrSource(store, {"RAW": "raw"})
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_corrupt_chunk_raises_source_error_naming_store_dataset_chunk_and_roi(tmp_path,
+                                                                             zarr_format):
+    import os
+
+    path = str(tmp_path / "raw.zarr")
+    write_zarr(path, "volumes/raw", position_data(SHAPE), CHUNKS, zarr_format, GUNPOWDER_ATTRS)
+    chunk = ("volumes/raw/1.0.1" if zarr_format == 2 else "volumes/raw/c/1/0/1")
+    with open(os.path.join(path, chunk), "wb") as damaged:
+        damaged.write(b"\x00 not a compressed chunk \x00" * 4)
+    raw = gp.ArrayKey("RAW")
+    roi = gp.Roi((12, 14, 10), (40, 20, 40))  # voxels 1:11, 2:12, 2:22: chunks 0-1, 0, 0-1
+    with gp.build(gp.ZarrSource(path, {raw: "volumes/raw"}), scheduler="sync") as p:
+        with pytest.raises(gp.SourceError) as error:
+            p.request_batch(request_rois([raw], [roi]))
+    message = str(error.value)
+    assert path in message and "'volumes/raw'" in message and f"chunk(s) {chunk}" in message
+    assert f"of the batch's region ROI {roi}" in message

@@ -1,0 +1,161 @@
+"""Plan once, run many: the tiles of a ``daskgp predict`` job as planned graphs, one task each.
+
+A translation-equivariant pipeline is planned for one tile of each kind (interior, clamped
+edges) and that plan is shifted to every other tile of its kind; any other pipeline is planned
+tile by tile, as the job's window asks for them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dask
+from dask.core import flatten
+from dask.core import get as get_in_order
+
+from .draws import recording_draws
+from .geometry import Coordinate
+from .io.blocks import ScanTiling, WriteBlocks
+from .io.checksums import combine
+from .io.translation import translated
+from .request import BatchRequest
+
+logger = logging.getLogger(__name__)
+
+#: daskgp nodes whose plan depends on where a tile is, or that compute while planning.
+POSITION_DEPENDENT = frozenset({"Pad", "PreCache", "PrintProfilingStats", "Snapshot", "Stack",
+                                "RandomLocation", "Reject", "RandomProvider",
+                                "SpecifiedLocation", "DaisyRequestBlocks"})
+
+
+class TilePlan:
+    """One tile's graph (its writes and what they need), computed in one task, synchronously.
+
+    ``run(shift)`` computes it with every translatable read and write moved by ``shift``
+    (world units) and returns one checksum per output: the sum of the checksums of the blocks
+    the tile wrote (``daskgp.io.checksums``).
+
+    Args:
+        side_effects (list of dask collections): the tile's writes; the last ``num_outputs``
+            are the job's outputs, in order.
+        num_outputs (int): how many of them are outputs.
+
+    Example:
+        >>> import dask.array as da
+        >>> plan = TilePlan([da.ones((2,), chunks=1)], num_outputs=1)
+        >>> plan.run()
+        (2,)
+    """
+
+    def __init__(self, side_effects: Sequence, num_outputs: int) -> None:
+        optimized = dask.optimize(*side_effects)
+        self.graph: dict = {}
+        for collection in optimized:
+            self.graph.update(dict(collection.__dask_graph__()))
+        self.keys = [list(flatten(collection.__dask_keys__())) for collection in optimized]
+        self.num_outputs = num_outputs
+
+    def run(self, shift: Sequence[int] | None = None) -> tuple[int, ...]:
+        """Compute the tile (moved by ``shift``); the outputs' checksums."""
+        flat = [key for keys in self.keys for key in keys]
+        with translated(shift):
+            results = iter(get_in_order(self.graph, flat))
+        per_collection = [[next(results) for _ in keys] for keys in self.keys]
+        outputs = per_collection[len(per_collection) - self.num_outputs:]
+        return tuple(combine(int(r.ravel()[0]) for r in blocks) for blocks in outputs)
+
+
+def run_tile(plan: TilePlan, shift) -> tuple[int, ...]:
+    """The task of one tile: ``plan.run(shift)``."""
+    return plan.run(shift)
+
+
+def equivariance_problem(pipeline, drawn: Sequence[str]) -> str | None:
+    """Why the plan of one tile, shifted, may not be another tile's plan; None if it is.
+
+    ``drawn``: the nodes that drew from ``rng`` while a tile was planned. A pipeline is
+    translation-equivariant when every source is translatable (``ZarrSource``,
+    ``Hdf5Source``), no node drew random parameters, no numpy node may draw from the global
+    RNGs (``uses_global_random``), and no node depends on the tile's position or computes
+    while planning (``Pad``, ``PreCache``, ``PrintProfilingStats``, ... or a node with
+    ``translation_equivariant = False``).
+    """
+    if drawn:
+        return f"{sorted(set(drawn))} draw random parameters"
+    for node in pipeline.nodes():
+        name = type(node).__name__
+        if getattr(node, "translation_equivariant", True) is False or name in POSITION_DEPENDENT:
+            return f"{node.name()} depends on the tile's position or computes while planning"
+        if not node.get_upstream_providers() and not getattr(node, "translatable", False):
+            return f"the source {node.name()} cannot shift its reads (only ZarrSource and " \
+                   "Hdf5Source can)"
+        if not node.lazy and getattr(node, "uses_global_random", True):
+            return (f"{node.name()} is a numpy node that may draw from the global random "
+                    "state (set uses_global_random = False on it if it does not)")
+    return None
+
+
+@dataclass
+class TilePlanner:
+    """Plans for the tiles of one scan: shared per kind of tile, or one per tile.
+
+    Args:
+        scan (Scan): the job's ``Scan`` (set up), whose upstream is the pipeline and writers.
+        pipeline (Pipeline): the job, to check for equivariance.
+        tiling (ScanTiling), blocks (WriteBlocks): from ``scan.tiling_for``.
+        num_outputs (int): outputs written by each tile (the last side effects).
+        plan_once (bool): allow plans to be shared; False plans every tile.
+        written_keys (list of ArrayKey, optional): the keys written; only their owned blocks
+            tell kinds of tiles apart (default: every reference key).
+    """
+
+    scan: object
+    pipeline: object
+    tiling: ScanTiling
+    blocks: WriteBlocks
+    num_outputs: int
+    plan_once: bool = True
+    written_keys: tuple = ()
+
+    def __post_init__(self) -> None:
+        self._plans: dict = {}
+        self.problem: str | None = None if self.plan_once else "plan_once=False"
+        self._checked = not self.plan_once
+        self.plans_made = 0
+
+    def _kind(self, index: tuple[int, ...]) -> tuple:
+        """Tiles of one kind are exact translations of each other (owned blocks included)."""
+        shift = self.tiling.shift(index)
+        owned = self.scan.owned_rois(self.tiling, index)
+        keys = self.written_keys or tuple(owned)
+        return tuple((str(key), tuple(owned[key].begin - shift), tuple(owned[key].shape))
+                     for key in sorted(keys, key=str))
+
+    def _plan(self, index: tuple[int, ...]) -> TilePlan:
+        with recording_draws() as drawn:
+            tile, _ = self.scan.plan_tile(BatchRequest(), self.tiling, self.blocks, index)
+        self.plans_made += 1
+        if not self._checked:
+            self._checked = True
+            # The scan draws each tile's seed; what matters is whether anything uses one.
+            drawn = list(drawn)
+            drawn.remove(self.scan.name())
+            self.problem = equivariance_problem(self.pipeline, drawn)
+            if self.problem is not None:
+                logger.info("planning every tile: %s", self.problem)
+        return TilePlan(tile.side_effects, self.num_outputs)
+
+    def plan(self, index: tuple[int, ...]) -> tuple[TilePlan, Coordinate | None, bool]:
+        """The plan for tile ``index``, the shift to run it with, and whether it is shared."""
+        if self._checked and self.problem is not None:
+            return self._plan(index), None, False
+        kind = self._kind(index)
+        if kind not in self._plans:
+            plan = self._plan(index)
+            if self.problem is not None:
+                return plan, None, False
+            self._plans[kind] = (plan, self.tiling.shift(index))
+        plan, origin = self._plans[kind]
+        return plan, self.tiling.shift(index) - origin, True

@@ -1,5 +1,5 @@
-"""gunpowder's two tutorials and lsd's FIB-25 affinity training, ported by changing the import
-and data paths (examples/ported/), run with values checked."""
+"""examples/ported/: daskgp re-expressions of gunpowder's two tutorials and of lsd's FIB-25
+affinity training (same nodes, order and parameters), run with values checked."""
 
 import sys
 from pathlib import Path
@@ -67,9 +67,9 @@ def _key(name):
 
 def test_lsd_fib25_vanilla_affinity_training(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the script writes log/ and snapshots/ where it runs
-    lsd_fib25_vanilla_train.make_samples(tmp_path / "data", shape=(96, 96, 96))
-    batch = lsd_fib25_vanilla_train.train_until(
-        2, str(tmp_path / "data"), test_input_shape=(36,) * 3, test_output_shape=(20,) * 3,
+    lsd_fib25_vanilla_train.write_synthetic_samples(tmp_path / "data", shape=(96, 96, 96))
+    batch = lsd_fib25_vanilla_train.train(
+        2, str(tmp_path / "data"), input_shape=(36,) * 3, output_shape=(20,) * 3,
         downsample_factors=[(2, 2, 2)], cache_size=2, num_workers=2)
 
     labels, mask = batch[_key("GT_LABELS")].data, batch[_key("GT_LABELS_MASK")].data

@@ -1,12 +1,13 @@
-"""Users' own nodes, written the way gunpowder's tutorial writes them, and pipelines using them.
+"""Users' own nodes of the kinds gunpowder's tutorial teaches, and pipelines using them.
 
 ``run_cases(gp)`` runs every case with ``gp`` = ``gunpowder`` or ``daskgp`` and returns
 ``{case name: numpy array}``. ``make_tutorial_fixtures.py`` stores gunpowder 1.5.0's values;
-``tests/test_tutorial_nodes.py`` compares daskgp's with them. The node code is the tutorial's
-(docs/source/tutorial_batch_provider.rst), with ``skimage.util.invert`` and
-``skimage.filters.gaussian`` replaced by numpy/scipy equivalents (skimage is not a dependency),
-plus the habits of user code that the tutorial does not show: sources without a dtype, arrays
-with channel axes, a filter that changes a dtype.
+``tests/test_tutorial_nodes.py`` compares daskgp's with them. The nodes are daskgp's own code
+for the kinds of node that gunpowder's tutorial (docs/source/tutorial_batch_provider.rst)
+teaches, not a copy of it: a filter that changes data in place, one that asks for context and
+crops, one that returns a new batch with a new array, one that only watches; numpy/scipy stand
+in for skimage (not a dependency). Plus the habits of user code that the tutorial does not
+show: sources without a dtype, arrays with channel axes, a filter that changes a dtype.
 """
 
 from __future__ import annotations
@@ -72,39 +73,45 @@ def make_nodes(gp):
             return batch
 
     class InvertIntensities(gp.BatchFilter):
-        """The tutorial's in-place filter."""
+        """Flips intensities in [0, 1] by overwriting the incoming array's data (the kind of
+        in-place filter the tutorial teaches first)."""
 
         def __init__(self, array):
             self.array = array
 
         def process(self, batch, request):
-            data = batch[self.array].data
-            batch[self.array].data = 1.0 - data
+            target = batch[self.array]
+            target.data = 1.0 - target.data
 
     class Smooth(gp.BatchFilter):
-        """The tutorial's filter that asks for context in prepare() and crops in process()."""
+        """Gaussian smoothing that widens its upstream request by the kernel's reach
+        (``truncate`` sigmas) and cuts the result back to the requested ROI."""
+
+        truncate = 4
 
         def __init__(self, array, sigma):
             self.array = array
             self.sigma = sigma
-            self.truncate = 4
+
+        def _reach(self, dims):
+            return gp.Coordinate((self.truncate,) * dims) * self.sigma
 
         def prepare(self, request):
-            roi = request[self.array].roi
-            context = gp.Coordinate((self.truncate,) * roi.dims) * self.sigma
-            context_roi = roi.grow(context, context)
-            deps = gp.BatchRequest()
-            deps[self.array] = context_roi
-            return deps
+            wanted = request[self.array].roi
+            reach = self._reach(wanted.dims)
+            upstream = gp.BatchRequest()
+            upstream[self.array] = wanted.grow(reach, reach)
+            return upstream
 
         def process(self, batch, request):
-            data = batch[self.array].data
-            batch[self.array].data = ndimage.gaussian_filter(
-                data, sigma=self.sigma, truncate=self.truncate)
-            batch[self.array] = batch[self.array].crop(request[self.array].roi)
+            smoothed = batch[self.array]
+            smoothed.data = ndimage.gaussian_filter(smoothed.data, sigma=self.sigma,
+                                                    truncate=self.truncate)
+            batch[self.array] = smoothed.crop(request[self.array].roi)
 
     class InvertIntoNewArray(gp.BatchFilter):
-        """The tutorial's filter that creates a new array and returns a new batch."""
+        """Provides ``out_array`` = 1 - ``in_array`` over the ROI asked for ``out_array``,
+        in a fresh batch that holds only the new array."""
 
         def __init__(self, in_array, out_array):
             self.in_array = in_array
@@ -114,17 +121,17 @@ def make_nodes(gp):
             self.provides(self.out_array, self.spec[self.in_array].copy())
 
         def prepare(self, request):
-            deps = gp.BatchRequest()
-            deps[self.in_array] = request[self.out_array].copy()
-            return deps
+            upstream = gp.BatchRequest()
+            upstream[self.in_array] = request[self.out_array].copy()
+            return upstream
 
         def process(self, batch, request):
-            data = 1.0 - batch[self.in_array].data
-            spec = batch[self.in_array].spec.copy()
-            spec.roi = request[self.out_array].roi.copy()
-            batch = gp.Batch()
-            batch[self.out_array] = gp.Array(data, spec)
-            return batch
+            source = batch[self.in_array]
+            out_spec = source.spec.copy()
+            out_spec.roi = request[self.out_array].roi.copy()
+            result = gp.Batch()
+            result[self.out_array] = gp.Array(1.0 - source.data, out_spec)
+            return result
 
     class ThresholdMask(gp.BatchFilter):
         """Provides a mask whose declared spec is a float copy, but whose data is bool (what
@@ -190,17 +197,18 @@ def make_nodes(gp):
             return out
 
     class Print(gp.BatchFilter):
-        """The tutorial's first node: prepare() and process() return None."""
+        """Records each pass through it (``"<label> request"``, ``"<label> batch"``) in
+        ``seen``; its prepare() and process() return None, so nothing is changed."""
 
-        def __init__(self, prefix):
-            self.prefix = prefix
+        def __init__(self, label):
+            self.label = label
             self.seen = []
 
         def prepare(self, request):
-            self.seen.append(f"{self.prefix} request")
+            self.seen.append(f"{self.label} request")
 
         def process(self, batch, request):
-            self.seen.append(f"{self.prefix} batch")
+            self.seen.append(f"{self.label} batch")
 
     return dict(SineSource=SineSource, RgbSource=RgbSource, InvertIntensities=InvertIntensities,
                 Smooth=Smooth, InvertIntoNewArray=InvertIntoNewArray,

@@ -92,7 +92,7 @@ def _fingerprint(path: str, found: dict) -> str:
     from .io.checksums import pipeline_fingerprint
 
     named = [found[name] for name in CHECKPOINT_NAMES if name in found]
-    checkpoints = [c for value in named
+    checkpoints = [c for value in named if value is not None
                    for c in ([value] if isinstance(value, (str, os.PathLike)) else value)]
     return pipeline_fingerprint(path, Pipeline.to_pipeline(found["pipeline"]), checkpoints)
 

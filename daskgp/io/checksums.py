@@ -4,6 +4,7 @@ files that define a job (its pipeline file and model checkpoints, part of the jo
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import zlib
@@ -61,19 +62,33 @@ def file_digest(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def _checkpoint_parts(value) -> list[str]:
+    """The files of a checkpoint: the file itself, or the files of a TensorFlow checkpoint
+    prefix (``prefix.index``, ``prefix.data-*``)."""
+    path = os.path.abspath(os.fspath(value))
+    if os.path.isfile(path):
+        return [path]
+    return [part for part in sorted(glob.glob(glob.escape(path) + ".*"))
+            if os.path.isfile(part)]
+
+
 def checkpoint_files(pipeline, named: Iterable | None = None) -> list[str]:
     """Model checkpoints a job depends on: the ``checkpoint`` attribute of any node in
-    ``pipeline`` that names an existing file (gunpowder's ``Predict(checkpoint=...)``), and
-    the files in ``named`` (a pipeline file's ``checkpoint``/``checkpoints``)."""
+    ``pipeline`` that names an existing file or TensorFlow checkpoint prefix (gunpowder's
+    ``Predict(checkpoint=...)``), and those in ``named`` (a pipeline file's
+    ``checkpoint``/``checkpoints``; None entries, "no checkpoint", are left out)."""
     found = []
     if pipeline is not None:
         for node in pipeline.nodes():
             value = getattr(node, "checkpoint", None)
-            if isinstance(value, (str, os.PathLike)) and os.path.isfile(value):
-                found.append(os.path.abspath(os.fspath(value)))
+            if isinstance(value, (str, os.PathLike)):
+                found += _checkpoint_parts(value)
     if named is not None:
         named = [named] if isinstance(named, (str, os.PathLike)) else list(named)
-        found += [os.path.abspath(os.fspath(p)) for p in named]
+        for value in named:
+            if value is not None:
+                # A name that matches nothing stays, so that the fingerprint names it.
+                found += _checkpoint_parts(value) or [os.path.abspath(os.fspath(value))]
     return sorted(set(found))
 
 

@@ -208,25 +208,34 @@ class ElasticTransform:
         affine = self._affine(ends)
         low = [np.broadcast_to(affine[d], (2,) * self.dims).min() for d in range(self.dims)]
         high = [np.broadcast_to(affine[d], (2,) * self.dims).max() for d in range(self.dims)]
-        if any(self._active):
-            spans = [
-                sampling.knot_span(b, b + s - 1)
-                for sampling, b, s in zip(self._samplings, begin, shape, strict=True)
-            ]
-            for d in range(self.dims):
-                if self._active[d]:
-                    if d not in self._hulls:
-                        self._hulls[d] = _spline_hull(self.coefficients[d])
-                    spline_low, spline_high = self._hulls[d].bounds(spans)
-                    margin = _SPLINE_BOUND_MARGIN * self._magnitude[d]
-                    low[d] = low[d] + _round_down(spline_low - margin)
-                    high[d] = high[d] + _round_up(spline_high + margin)
+        for d, (spline_low, spline_high) in self._spline_bounds(begin, shape).items():
+            low[d] = low[d] + spline_low
+            high[d] = high[d] + spline_high
         for d in range(self.dims):
             if self._shifted[d]:
                 sections = self.section_shifts[begin[0]:begin[0] + shape[0], d]
                 low[d] = low[d] + _DTYPE(sections.min())
                 high[d] = high[d] + _DTYPE(sections.max())
         return np.array(low, dtype=np.float64), np.array(high, dtype=np.float64)
+
+    def _spline_bounds(self, begin: Sequence[int], shape: Sequence[int]) -> dict:
+        """Per axis with a spline: float32 ``(low, high)`` bounding its values over the box
+        (``SplineHull``), widened by a margin for rounding."""
+        if not any(self._active):
+            return {}
+        spans = [
+            sampling.knot_span(b, b + s - 1)
+            for sampling, b, s in zip(self._samplings, begin, shape, strict=True)
+        ]
+        bounds = {}
+        for d in range(self.dims):
+            if self._active[d]:
+                if d not in self._hulls:
+                    self._hulls[d] = _spline_hull(self.coefficients[d])
+                spline_low, spline_high = self._hulls[d].bounds(spans)
+                margin = _SPLINE_BOUND_MARGIN * self._magnitude[d]
+                bounds[d] = (_round_down(spline_low - margin), _round_up(spline_high + margin))
+        return bounds
 
     def __getstate__(self) -> dict:
         # Tasks only evaluate coordinates; the (larger) bound helpers are rebuilt on demand.
@@ -345,6 +354,21 @@ class CoordinateSlabs:
                          weight0[sections], *self._taps[1], *self._taps[2], self._shifted,
                          self._shifts[sections], self._relative, np.array([self._pad, 3]),
                          out.reshape((self.dims,) + (1,) * self._pad + out.shape[1:]))
+        return out
+
+    def evaluate_tile(self, begin: Sequence[int], shape: Sequence[int]) -> np.ndarray:
+        """Coordinates ``(3, *shape)`` of the sub-box ``[begin, begin + shape)`` (relative to
+        the box's first voxel) of a 3-axis box: the same bits as ``evaluate`` gives there."""
+        if self._pad:
+            raise ValueError(f"a {self.dims}-axis box is evaluated whole, not in tiles")
+        cut = [slice(b, b + s) for b, s in zip(begin, shape, strict=True)]
+        out = np.empty((3, *shape), dtype=_DTYPE)
+        (index0, weight0), (index1, weight1), (index2, weight2) = self._taps
+        slab_coordinates(self._offset, self._matrix, self._u[0][cut[0]], self._u[1][cut[1]],
+                         self._u[2][cut[2]], self._active, self._coefficients,
+                         index0[cut[0]], weight0[cut[0]], index1[cut[1]], weight1[cut[1]],
+                         index2[cut[2]], weight2[cut[2]], self._shifted, self._shifts[cut[0]],
+                         self._relative, np.array([0, 3]), out)
         return out
 
     def planar_slab(self, first: int, out: np.ndarray) -> None:
@@ -605,11 +629,90 @@ def tight_source_box(
 _SLAB_VOXELS = 1 << 17
 
 
+# Tiles (sections, rows, columns) that ``_evaluated_frame_bounds`` bounds and evaluates.
+_TILE = (16, 16, 16)
+# Smaller boxes are evaluated whole: cheaper than bounding their tiles.
+_TILED_VOXELS = 1 << 18
+
+
+def _tile_bounds(transform: ElasticTransform, begin, shape, starts):
+    """Lower and upper bounds (frame) of the coordinates in each tile of a 3-axis box,
+    ``(3, *tiles)`` each; tile ``(a, b, c)`` starts at ``starts[d][a, b or c]`` (relative to
+    ``begin``) and ends before the next start (or the box's end).
+
+    ``_frame_bounds``'s arithmetic, with the affine part at every tile's corners (where a
+    monotone function has its extremes) and the spline's hull over the whole box, so a
+    bound never excludes a value the kernel computes; exact for axes without spline."""
+    firsts = [begin[d] + starts[d] for d in range(3)]
+    lasts = [begin[d] + np.append(starts[d][1:], shape[d]) - 1 for d in range(3)]
+    affine = transform._affine([np.concatenate([f, e]) for f, e in zip(firsts, lasts,
+                                                                       strict=True)])
+    counts = [len(s) for s in starts]
+    spline = transform._spline_bounds(begin, shape)
+    corners_low, corners_high = [], []
+    for d in range(3):
+        corners = np.broadcast_to(affine[d], tuple(2 * n for n in counts)).reshape(
+            2, counts[0], 2, counts[1], 2, counts[2])
+        low, high = corners.min(axis=(0, 2, 4)), corners.max(axis=(0, 2, 4))
+        if d in spline:
+            low, high = low + spline[d][0], high + spline[d][1]
+        if transform._shifted[d]:
+            shifts = transform.section_shifts[:, d]
+            run_low = np.array([shifts[f:e + 1].min() for f, e in zip(firsts[0], lasts[0],
+                                                                      strict=True)])
+            run_high = np.array([shifts[f:e + 1].max() for f, e in zip(firsts[0], lasts[0],
+                                                                       strict=True)])
+            low = low + run_low.astype(_DTYPE)[:, None, None]
+            high = high + run_high.astype(_DTYPE)[:, None, None]
+        corners_low.append(low)
+        corners_high.append(high)
+    return np.array(corners_low, dtype=np.float64), np.array(corners_high, dtype=np.float64)
+
+
 def _evaluated_frame_bounds(transform: ElasticTransform, begin, shape):
-    """The extremes of the frame coordinates of every voxel of the box (at most 3 axes),
-    evaluated a slab of sections at a time by ``CoordinateSlabs``."""
+    """The extremes of the frame coordinates of every voxel of the box (at most 3 axes), as
+    the compiled kernel (``CoordinateSlabs``) evaluates them.
+
+    For 3-axis boxes of over ``_TILED_VOXELS`` voxels, only the tiles (``_TILE``) whose
+    bounds (``_tile_bounds``) could still move the floor of the smallest or the ceil of the
+    largest coordinate are evaluated, the most extreme first: the box's faces, where affine
+    extremes lie, and the interior only where the spline could reach past them. The floor and
+    ceil are those of every voxel's."""
     slabs = CoordinateSlabs(transform, begin, shape)
     dims = transform.dims
+    if dims == 3 and math.prod(shape) > _TILED_VOXELS:
+        starts = [np.arange(0, s, t) for s, t in zip(shape, _TILE, strict=True)]
+        tile_low, tile_high = _tile_bounds(transform, begin, shape, starts)
+        tile_low, tile_high = tile_low.reshape(3, -1), tile_high.reshape(3, -1)
+        counts = [len(s) for s in starts]
+        low = np.full(dims, np.inf)
+        high = np.full(dims, -np.inf)
+        done = np.zeros(tile_low.shape[1], dtype=bool)
+
+        def visit(number: int) -> None:
+            done[number] = True
+            index = np.unravel_index(number, counts)
+            tile_begin = [int(starts[d][i]) for d, i in enumerate(index)]
+            tile_shape = [min(_TILE[d], shape[d] - tile_begin[d]) for d in range(3)]
+            values = slabs.evaluate_tile(tile_begin, tile_shape).reshape(3, -1)
+            np.minimum(low, values.min(axis=1), out=low)
+            np.maximum(high, values.max(axis=1), out=high)
+
+        for d in range(3):
+            for number in (int(np.argmin(tile_low[d])), int(np.argmax(tile_high[d]))):
+                if not done[number]:
+                    visit(number)
+        widening = (np.floor(tile_low) < np.floor(low)[:, None]).any(axis=0) | (
+            np.ceil(tile_high) > np.ceil(high)[:, None]).any(axis=0)
+        # The most promising first: each visit can rule out more of the rest.
+        candidates = np.flatnonzero(widening & ~done)
+        reach = np.max(np.concatenate([low[:, None] - tile_low[:, candidates],
+                                       tile_high[:, candidates] - high[:, None]]), axis=0)
+        for number in candidates[np.argsort(-reach, kind="stable")]:
+            if np.any(np.floor(tile_low[:, number]) < np.floor(low)) or np.any(
+                    np.ceil(tile_high[:, number]) > np.ceil(high)):
+                visit(int(number))
+        return low, high
     if dims < 3:
         values = slabs.evaluate(0, shape[0]).reshape(dims, -1)
         return values.min(axis=1).astype(float), values.max(axis=1).astype(float)

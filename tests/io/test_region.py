@@ -1,6 +1,8 @@
-"""Lazy region reads: chunks aligned to storage, one read per task, axes moved lazily."""
+"""Lazy region reads: chunks aligned to storage (2 per axis a task), axes moved lazily."""
 
 from __future__ import annotations
+
+import itertools
 
 import dask
 import numpy as np
@@ -40,7 +42,7 @@ def test_storage_aligned_chunks(start, stop, chunks, expected):
     assert storage_aligned_chunks(start, stop, chunks) == expected
 
 
-def test_each_task_reads_within_one_storage_chunk():
+def test_each_storage_chunk_is_read_by_one_task_of_up_to_two_per_axis():
     data = position_data((20, 30, 40))
     reader = RecordingReader(data, (8, 16, 16))
     start, stop = (3, 10, 0), (19, 30, 33)
@@ -49,14 +51,22 @@ def test_each_task_reads_within_one_storage_chunk():
 
     assert reader.reads == []  # building reads nothing
     np.testing.assert_array_equal(region.compute(scheduler="sync"), data[3:19, 10:30, 0:33])
-    assert len(reader.reads) == region.npartitions == 3 * 2 * 3
+    # Storage chunks overlapped: 3 x 2 x 3, read in tasks of up to 2 per axis: 2 x 1 x 2.
+    assert region.chunks == ((13, 3), (20,), (32, 1))
+    assert len(reader.reads) == region.npartitions == 2 * 1 * 2
+    read_chunks = []
     for selection in reader.reads:
         first_chunk = [s.start // c for s, c in zip(selection, (8, 16, 16), strict=True)]
         last_chunk = [(s.stop - 1) // c for s, c in zip(selection, (8, 16, 16), strict=True)]
-        assert first_chunk == last_chunk
+        assert all(last - first < 2 for first, last in zip(first_chunk, last_chunk,
+                                                           strict=True))
+        read_chunks += itertools.product(*(range(first, last + 1) for first, last in
+                                           zip(first_chunk, last_chunk, strict=True)))
+    assert sorted(read_chunks) == sorted(set(read_chunks))  # no storage chunk read twice
+    assert len(read_chunks) == 3 * 2 * 3
     assert region.name.startswith("zarr-source-")
     (optimized,) = dask.optimize(region)
-    assert len(dict(optimized.__dask_graph__())) == 18
+    assert len(dict(optimized.__dask_graph__())) == 4
 
 
 def test_axes_permutation_moves_trailing_channels_first():
@@ -65,7 +75,7 @@ def test_axes_permutation_moves_trailing_channels_first():
     region = read_region(reader, (1, 2, 0), (4, 6, 3), (2, 0, 1), data.dtype, reader.chunks,
                          "hdf5-source")
     assert region.shape == (3, 3, 4)
-    assert region.chunks == ((3,), (1, 2), (2, 2))
+    assert region.chunks == ((3,), (3,), (4,))  # 2 storage chunks per axis in one task
     np.testing.assert_array_equal(region.compute(scheduler="sync"),
                                   np.moveaxis(data[1:4, 2:6], -1, 0))
 

@@ -9,12 +9,14 @@ from hypothesis import strategies as st
 
 from daskgp.transforms import (
     ElasticTransform,
+    _elastic,
     control_point_counts,
     section_shifts,
     source_bounds,
     source_box,
     source_coordinates,
     spline_coefficients,
+    tight_source_box,
 )
 
 
@@ -119,6 +121,42 @@ def test_box_contains_every_sampled_coordinate(shape, spacing, sigma, angle, sca
     offset = np.subtract(box_begin, whole_begin).astype(np.float64)
     assert np.array_equal(coordinates + offset[:, None, None, None], whole[(slice(None),
                                                                             *window)])
+
+
+@given(
+    shape=st.tuples(st.integers(1, 40), st.integers(1, 70), st.integers(1, 70)),
+    spacing=st.tuples(st.integers(1, 8), st.integers(2, 20), st.integers(2, 20)),
+    sigma=st.tuples(st.floats(0, 2), st.floats(0, 4), st.floats(0, 4)),
+    angle=st.floats(-math.pi, math.pi),
+    scale=st.sampled_from([1.0, 0.9, 1.3]),
+    subsample=st.integers(1, 4),
+    misalign=st.booleans(),
+    seed=st.integers(0, 2**16),
+    data=st.data(),
+)
+@settings(max_examples=60, deadline=None)
+def test_tight_box_from_tiles_is_that_of_every_voxel(shape, spacing, sigma, angle, scale,
+                                                     subsample, misalign, seed, data):
+    """``tight_source_box`` evaluates only the tiles that could widen it, yet gives the box of
+    the floor and ceil of every voxel's coordinates (here tiling even the smallest boxes)."""
+    shifts = None
+    if misalign:
+        rng = np.random.default_rng(seed)
+        shifts = section_shifts(rng.random(shape[0]), rng.integers(-3, 4, (shape[0], 2)),
+                                0.3, 0.3)
+    t = ElasticTransform(shape, jittered(shape, spacing, sigma, seed), angle, scale, shifts,
+                         subsample)
+    begin = tuple(data.draw(st.integers(0, s - 1)) for s in shape)
+    size = tuple(data.draw(st.integers(1, s - b)) for s, b in zip(shape, begin, strict=True))
+    coordinates = source_coordinates(t, begin, size).reshape(3, -1)
+    expected = (tuple(math.floor(v) for v in coordinates.min(axis=1)),
+                tuple(math.ceil(v) + 1 for v in coordinates.max(axis=1)))
+    tiled = _elastic._TILED_VOXELS
+    try:
+        _elastic._TILED_VOXELS = 0
+        assert tight_source_box(t, begin, size) == expected
+    finally:
+        _elastic._TILED_VOXELS = tiled
 
 
 def test_invalid_arguments():

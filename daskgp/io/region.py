@@ -132,9 +132,16 @@ class RegionView:
 
     def _read_error(self, storage: tuple[slice, ...], start, stop,
                     error: Exception) -> SourceError:
+        damaged = getattr(self.reader, "damaged_chunk_keys", None)
         chunk_keys = getattr(self.reader, "chunk_keys", None)
         try:
-            chunks = f"chunk(s) {', '.join(chunk_keys(storage))}" if chunk_keys else "chunks ?"
+            keys = damaged(storage) if damaged else []
+            if keys:
+                chunks = f"chunk(s) {', '.join(keys)}"
+            elif chunk_keys:
+                chunks = f"chunk(s) {', '.join(chunk_keys(storage))}"
+            else:
+                chunks = "chunks ?"
         except Exception:  # the array cannot even be opened: the error below says why
             chunks = "chunks ?"
         where = f"voxels {[(s.start, s.stop) for s in storage]}"

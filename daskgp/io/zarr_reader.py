@@ -145,6 +145,22 @@ class ZarrReader:
         return [f"{self.dataset}/{array.metadata.encode_chunk_key(index)}"
                 for index in itertools.product(*ranges)]
 
+    def damaged_chunk_keys(self, selection: tuple[slice, ...]) -> list[str]:
+        """The store keys of the chunks overlapping ``selection`` that fail to read, each read
+        on its own (a read task holds several chunks; only the error path pays for this)."""
+        array = self.open()
+        ranges = [range(s.start // c, max(s.start // c + 1, -(-s.stop // c)))
+                  for s, c in zip(selection, array.chunks, strict=True)]
+        damaged = []
+        for index in itertools.product(*ranges):
+            part = tuple(slice(max(s.start, i * c), min(s.stop, (i + 1) * c))
+                         for s, i, c in zip(selection, index, array.chunks, strict=True))
+            try:
+                array[part]
+            except Exception:
+                damaged.append(f"{self.dataset}/{array.metadata.encode_chunk_key(index)}")
+        return damaged
+
     def chunk_exists(self, index: tuple[int, ...]) -> bool:
         """Whether the chunk at grid ``index`` is stored (a missing one reads as fill value)."""
         from zarr.core.sync import sync

@@ -107,3 +107,20 @@ def check_requested(node: str, keys, request: BatchRequest, role: str) -> None:
                 f"{node}: {role} {key} is not in the request; add it to the BatchRequest "
                 f"(request.add({key}, shape)); the request has {request.keys()}"
             )
+
+
+def input_dependencies(node: str, keys, request: BatchRequest) -> BatchRequest:
+    """What a model node asks upstream for: ``keys`` (each must be requested) at their
+    requested ROIs."""
+    keys = list(dict.fromkeys(keys))
+    check_requested(node, keys, request, "input")
+    deps = BatchRequest()
+    for key in keys:
+        deps[key] = request[key].copy()
+    return deps
+
+
+def batch_loss_keys(loss_inputs: dict, outputs: dict) -> list:
+    """The loss inputs that come from the batch, not from the model's outputs."""
+    produced = set(outputs.values())
+    return [key for key in loss_inputs.values() if key not in produced]

@@ -15,6 +15,7 @@ from ._tensors import (
     arrange,
     check_requested,
     from_model_layout,
+    input_dependencies,
     materialize,
     output_array,
     split_outputs,
@@ -89,11 +90,7 @@ class Predict(BatchFilter):
             tf.train.Checkpoint(model=self.model).read(self.checkpoint).expect_partial()
 
     def prepare(self, request: BatchRequest) -> BatchRequest:
-        check_requested(self.name(), self.inputs.values(), request, "input")
-        deps = BatchRequest()
-        for key in self.inputs.values():
-            deps[key] = request[key].copy()
-        return deps
+        return input_dependencies(self.name(), self.inputs.values(), request)
 
     def process(self, batch: Batch, request: BatchRequest) -> Batch:
         keys = list(dict.fromkeys(self.inputs.values()))

@@ -15,8 +15,10 @@ from ..scheduling import current_scheduler
 from ..specs import ArraySpec
 from ._tensors import (
     arrange,
+    batch_loss_keys,
     check_requested,
     from_model_layout,
+    input_dependencies,
     materialize,
     output_array,
     split_outputs,
@@ -119,16 +121,11 @@ class Train(BatchFilter):
         return max(found)[1] if found else None
 
     def prepare(self, request: BatchRequest) -> BatchRequest:
-        needed = [*self.inputs.values(), *self._batch_loss_keys()]
-        check_requested(self.name(), needed, request, "input")
-        deps = BatchRequest()
-        for key in needed:
-            deps[key] = request[key].copy()
-        return deps
+        return input_dependencies(
+            self.name(), [*self.inputs.values(), *self._batch_loss_keys()], request)
 
     def _batch_loss_keys(self) -> list:
-        produced = set(self.outputs.values())
-        return [key for key in self.loss_inputs.values() if key not in produced]
+        return batch_loss_keys(self.loss_inputs, self.outputs)
 
     def _train_step(self, model_inputs, loss_arrays):
         import tensorflow as tf

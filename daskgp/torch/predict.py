@@ -8,7 +8,11 @@ from ..batch import Batch
 from ..provider import BatchFilter
 from ..request import BatchRequest
 from ..scheduling import current_scheduler
-from ..tensorflow._tensors import check_requested, materialize, output_array
+from ..tensorflow._tensors import (
+    input_dependencies,
+    materialize,
+    output_array,
+)
 from ._tensors import OutputCollector, output_specs, resolve_device, split_arguments, to_tensor
 from .checkpoints import load_checkpoint, model_state
 
@@ -77,11 +81,7 @@ class Predict(BatchFilter):
         self._collector = OutputCollector(self.name(), self.model, self.outputs)
 
     def prepare(self, request: BatchRequest) -> BatchRequest:
-        check_requested(self.name(), self.inputs.values(), request, "input")
-        deps = BatchRequest()
-        for key in self.inputs.values():
-            deps[key] = request[key].copy()
-        return deps
+        return input_dependencies(self.name(), self.inputs.values(), request)
 
     def process(self, batch: Batch, request: BatchRequest) -> Batch:
         import torch

@@ -10,7 +10,12 @@ from ..errors import PipelineSetupError
 from ..provider import BatchFilter
 from ..request import BatchRequest
 from ..scheduling import current_scheduler
-from ..tensorflow._tensors import check_requested, materialize, output_array
+from ..tensorflow._tensors import (
+    batch_loss_keys,
+    input_dependencies,
+    materialize,
+    output_array,
+)
 from ._tensors import OutputCollector, output_specs, resolve_device, split_arguments, to_tensor
 from .checkpoints import latest_checkpoint, load_checkpoint, model_state, save_checkpoint
 
@@ -109,16 +114,11 @@ class Train(BatchFilter):
         self.iteration = self._step.iteration
 
     def prepare(self, request: BatchRequest) -> BatchRequest:
-        needed = [*self.inputs.values(), *self._batch_loss_keys()]
-        check_requested(self.name(), needed, request, "input")
-        deps = BatchRequest()
-        for key in needed:
-            deps[key] = request[key].copy()
-        return deps
+        return input_dependencies(
+            self.name(), [*self.inputs.values(), *self._batch_loss_keys()], request)
 
     def _batch_loss_keys(self) -> list:
-        produced = set(self.outputs.values())
-        return [key for key in self.loss_inputs.values() if key not in produced]
+        return batch_loss_keys(self.loss_inputs, self.outputs)
 
     def process(self, batch: Batch, request: BatchRequest) -> Batch:
         needed = list(dict.fromkeys([*self.inputs.values(), *self._batch_loss_keys()]))

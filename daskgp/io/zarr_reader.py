@@ -137,22 +137,24 @@ class ZarrReader:
         """Read ``selection`` (one slice per storage axis) into memory."""
         return np.asarray(self.open()[selection])
 
+    def _chunk_indices(self, selection: tuple[slice, ...]):
+        """The grid indices of the chunks that ``selection`` overlaps."""
+        ranges = [range(s.start // c, max(s.start // c + 1, -(-s.stop // c)))
+                  for s, c in zip(selection, self.open().chunks, strict=True)]
+        return itertools.product(*ranges)
+
     def chunk_keys(self, selection: tuple[slice, ...]) -> list[str]:
         """The store keys of the chunks that ``selection`` overlaps (for error messages)."""
         array = self.open()
-        ranges = [range(s.start // c, max(s.start // c + 1, -(-s.stop // c)))
-                  for s, c in zip(selection, array.chunks, strict=True)]
         return [f"{self.dataset}/{array.metadata.encode_chunk_key(index)}"
-                for index in itertools.product(*ranges)]
+                for index in self._chunk_indices(selection)]
 
     def damaged_chunk_keys(self, selection: tuple[slice, ...]) -> list[str]:
         """The store keys of the chunks overlapping ``selection`` that fail to read, each read
         on its own (a read task holds several chunks; only the error path pays for this)."""
         array = self.open()
-        ranges = [range(s.start // c, max(s.start // c + 1, -(-s.stop // c)))
-                  for s, c in zip(selection, array.chunks, strict=True)]
         damaged = []
-        for index in itertools.product(*ranges):
+        for index in self._chunk_indices(selection):
             part = tuple(slice(max(s.start, i * c), min(s.stop, (i + 1) * c))
                          for s, i, c in zip(selection, index, array.chunks, strict=True))
             try:

@@ -183,10 +183,24 @@ def test_cremi_predict_port_writes_the_models_predictions(cremi_run, monkeypatch
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_lsd_mtlsd_port_runs_lsds_own_node_and_resumes(tmp_path, monkeypatch):
+@pytest.fixture
+def forget_gunpowder_alias():
+    """The mtlsd script registers daskgp as gunpowder when imported; take that back after
+    the test, so that other tests see no gunpowder module."""
+    yield
+    from daskgp.gunpowder_alias import MODULES
+
+    for name, target in MODULES.items():
+        if sys.modules.get(name) is sys.modules.get(target):
+            del sys.modules[name]
+
+
+def test_lsd_mtlsd_port_runs_lsds_own_node_and_resumes(tmp_path, monkeypatch,
+                                                       forget_gunpowder_alias):
     import lsd_fib25_mtlsd_mknet
     import lsd_fib25_mtlsd_train
 
+    assert sys.modules["gunpowder"] is gp, "the script registered daskgp as gunpowder for lsd"
     monkeypatch.chdir(tmp_path)
     lsd_fib25_vanilla_train.write_synthetic_samples(tmp_path / "data", shape=(96, 96, 96))
     lsd_fib25_mtlsd_mknet.create_network((36, 36, 36), "train_net", [(2, 2, 2)])
@@ -216,3 +230,36 @@ def test_lsd_mtlsd_port_runs_lsds_own_node_and_resumes(tmp_path, monkeypatch):
     # the original's resume logic: tf.train.latest_checkpoint('.') finds iteration 2
     assert lsd_fib25_mtlsd_train.train_until(3, **run).iteration == 3
     assert lsd_fib25_mtlsd_train.train_until(3, **run) is None
+
+
+def test_lsds_own_node_gives_gunpowders_numbers():
+    """lsd's AddLocalShapeDescriptor and the mtlsd script's UnmaskBackground, on daskgp via
+    register_as_gunpowder(), against the same code run by gunpowder 1.5.0 (fixtures made by
+    tests/data/make_lsd_fixtures.py)."""
+    sys.path.insert(0, str(ROOT / "tests" / "data"))
+    import lsd_cases
+
+    fixtures = np.load(ROOT / "tests" / "data" / "lsd_fixtures.npz")
+    undo = gp.register_as_gunpowder()
+    try:
+        outputs = lsd_cases.run_cases(gp)
+    finally:
+        undo()
+    assert sorted(outputs) == sorted(fixtures.files)
+    for name in fixtures.files:
+        assert outputs[name].dtype == fixtures[name].dtype, name
+        np.testing.assert_array_equal(outputs[name], fixtures[name], err_msg=name)
+
+
+def test_register_as_gunpowder_refuses_next_to_the_real_one(monkeypatch):
+    import types
+
+    from daskgp.gunpowder_alias import register_as_gunpowder
+
+    real = types.ModuleType("gunpowder")
+    real.__file__ = "/site-packages/gunpowder/__init__.py"
+    monkeypatch.setitem(sys.modules, "gunpowder", real)
+    with pytest.raises(ImportError, match=r"gunpowder is already imported from "
+                                          r"'/site-packages/gunpowder/__init__.py'"):
+        register_as_gunpowder()
+    assert sys.modules["gunpowder"] is real

@@ -118,7 +118,7 @@ def cremi_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(path)
         cremi_train.write_synthetic_cremi()
-        cremi_mknet.create_network((20, 52, 52), "train_net", downsample_factors=[(1, 3, 3)])
+        cremi_mknet.create_network(**cremi_train.SMALL_TRAIN_NET, name="train_net")
         cremi_train.train(2, cache_size=2, num_workers=2, snapshot_every=1)
     return path
 
@@ -148,7 +148,7 @@ def test_cremi_predict_port_writes_the_models_predictions(cremi_run, monkeypatch
     import keras
 
     monkeypatch.chdir(cremi_run)
-    cremi_mknet.create_network((28, 70, 70), "test_net", downsample_factors=[(1, 3, 3)])
+    cremi_mknet.create_network(**cremi_predict.SMALL_TEST_NET, name="test_net")
     cremi_predict.predict(2)
 
     with h5py.File(cremi_run / "sample_A_padded_20160501.hdf", "r") as f:
@@ -203,7 +203,7 @@ def test_lsd_mtlsd_port_runs_lsds_own_node_and_resumes(tmp_path, monkeypatch,
     assert sys.modules["gunpowder"] is gp, "the script registered daskgp as gunpowder for lsd"
     monkeypatch.chdir(tmp_path)
     lsd_fib25_vanilla_train.write_synthetic_samples(tmp_path / "data", shape=(96, 96, 96))
-    lsd_fib25_mtlsd_mknet.create_network((36, 36, 36), "train_net", [(2, 2, 2)])
+    lsd_fib25_mtlsd_mknet.create_network(**lsd_fib25_mtlsd_train.SMALL_NET, name="train_net")
     run = dict(data_dir=str(tmp_path / "data"), cache_size=2, num_workers=2, save_every=1,
                snapshot_every=1)
     batch = lsd_fib25_mtlsd_train.train_until(2, **run)

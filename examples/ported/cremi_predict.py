@@ -23,7 +23,13 @@ What still had to change, and why:
 - data paths: ``data_dir`` (default ``.``), and the output file in the working directory as in
   the original.
 
-Run: ``python cremi_mknet.py && python cremi_predict.py 200000``.
+What differs in the output: ``Hdf5Write``'s datasets cover what the scan covers of each key
+(here raw from the first block's input to the last one's, at offset (240, 40, 40) nm on the
+test's data), where gunpowder's cover the key's whole provided ROI and leave zeros where no
+block wrote (see ``docs/gunpowder.md``, ``ZarrWrite``/``Hdf5Write``).
+
+Run: ``python cremi_mknet.py && python cremi_predict.py 200000``, or after
+``python cremi_train.py 10 --small``: ``python cremi_predict.py 10 --small``.
 """
 
 from __future__ import annotations
@@ -78,7 +84,19 @@ def predict(iteration: int, data_dir: str = ".") -> None:
         pipeline.request_batch(gp.BatchRequest())
 
 
+SMALL_TEST_NET = dict(input_shape=(28, 70, 70), downsample_factors=[(1, 3, 3)])
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("iteration", type=int, nargs="?", default=200000)
-    predict(parser.parse_args().iteration)
+    parser.add_argument("--small", action="store_true",
+                        help="first write the small test_net that matches cremi_train.py "
+                             "--small's data (what the test runs)")
+    args = parser.parse_args()
+    if args.small:
+        from cremi_mknet import create_network
+
+        create_network(SMALL_TEST_NET["input_shape"], "test_net",
+                       SMALL_TEST_NET["downsample_factors"])
+    predict(args.iteration)

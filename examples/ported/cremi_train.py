@@ -35,8 +35,9 @@ What still had to change, and why:
   batches ahead.
 
 Nothing else: the gunpowder calls below are the original's. Run it as the original:
-``python cremi_mknet.py && python cremi_train.py`` in a directory with the three samples (or
-``--synthetic`` to write small ones first).
+``python cremi_mknet.py && python cremi_train.py`` in a directory with the three samples, or
+``python cremi_train.py 10 --small`` to write small synthetic samples and a small network
+first.
 """
 
 from __future__ import annotations
@@ -150,12 +151,20 @@ def write_synthetic_cremi(data_dir: str = ".", shape: Sequence[int] = (48, 100, 
                 p * v for p, v in zip(padding, VOXEL_SIZE, strict=True))
 
 
+SMALL_TRAIN_NET = dict(input_shape=(20, 52, 52), downsample_factors=[(1, 3, 3)])
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("iterations", type=int, nargs="?", default=200000)
-    parser.add_argument("--synthetic", action="store_true",
-                        help="write small synthetic samples into the working directory first")
+    parser.add_argument("--small", action="store_true",
+                        help="first write small synthetic samples and a small train_net into "
+                             "the working directory (what the test runs)")
     args = parser.parse_args()
-    if args.synthetic:
+    if args.small:
+        from cremi_mknet import create_network
+
         write_synthetic_cremi()
+        create_network(SMALL_TRAIN_NET["input_shape"], "train_net",
+                       SMALL_TRAIN_NET["downsample_factors"])
     train(args.iterations)

@@ -41,7 +41,8 @@ What still had to change, and why:
   module-level ``logging.basicConfig(level=logging.INFO)`` runs under ``__main__`` only, so
   that importing the script (as the test does) leaves logging alone.
 
-Run: ``python lsd_fib25_mtlsd_mknet.py && python lsd_fib25_mtlsd_train.py 100 --data DIR``.
+Run: ``python lsd_fib25_mtlsd_mknet.py && python lsd_fib25_mtlsd_train.py 100 --data DIR``,
+or ``python lsd_fib25_mtlsd_train.py 10 --data synthetic --small`` on small synthetic data.
 """
 
 from __future__ import annotations
@@ -184,10 +185,22 @@ def train_until(max_iteration: int, data_dir: str = "../../01_data/training",
     return last
 
 
+SMALL_NET = dict(input_shape=(36, 36, 36), downsample_factors=[(2, 2, 2)])
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("iteration", type=int)
     parser.add_argument("--data", default="../../01_data/training")
+    parser.add_argument("--small", action="store_true",
+                        help="first write small synthetic samples into --data and a small "
+                             "train_net into the working directory (what the test runs)")
     args = parser.parse_args()
+    if args.small:
+        from lsd_fib25_mtlsd_mknet import create_network
+        from lsd_fib25_vanilla_train import write_synthetic_samples
+
+        write_synthetic_samples(args.data, shape=(96, 96, 96))
+        create_network(SMALL_NET["input_shape"], "train_net", SMALL_NET["downsample_factors"])
     train_until(args.iteration, args.data)

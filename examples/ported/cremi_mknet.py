@@ -1,4 +1,4 @@
-"""The networks of gunpowder's CREMI example, as Keras 3 models, built with daskgp's ports.
+"""The networks of gunpowder's CREMI example, as Keras 3 models, for daskgp's ports.
 
 Corresponds to ``examples/cremi/mknet.py`` in funkelab/gunpowder. A re-expression written for
 daskgp, not a copy: the facts carried over are the network (a valid-convolution U-Net with 6
@@ -20,6 +20,11 @@ What had to change, and why:
 - layout: the TF1 network reshapes raw (z, y, x) to (1, 1, z, y, x) and its affinities to
   (3, z, y, x); the Keras model takes Keras's channels-last (1, z, y, x, 1) and gives
   (1, z, y, x, 3), which daskgp's ``Train``/``Predict`` convert from and to gunpowder's layout.
+  The predictions (and their gradients) keep the model's batch axis in the batch, (1, 3, z,
+  y, x), where the TF1 graph reshaped it away; ``Snapshot`` and ``Hdf5Write`` store (3, z, y,
+  x), as the original's files;
+- dtypes: a TF1 placeholder cast what it was fed (the uint8 affinities into float32);
+  ``weighted_mse`` casts its targets and weights itself.
 
 Example:
     >>> net = create_network((20, 52, 52), "tiny", [(1, 3, 3)])  # doctest: +SKIP

@@ -25,7 +25,9 @@ What still had to change, and why:
   and ``daskgp.register_as_gunpowder()`` before ``from lsd.train.gp import
   AddLocalShapeDescriptor``: lsd's node imports gunpowder itself, so without gunpowder
   installed daskgp stands in for it; the node then runs unchanged (lsd 0.1.3 from PyPI, package
-  ``lsds``; the ``malis`` import is dropped, the original never calls it);
+  ``lsds``; the ``malis`` import is dropped, the original never calls it, and so is its
+  ``from __future__ import print_function``, which follows other imports there and is a
+  SyntaxError in Python 3);
 - lsd's keyword: ``mask=gt_lsds_scale`` is ``lsds_mask=gt_lsds_scale`` in lsd 0.1.3 (the
   original was written against an older lsd; gunpowder would need the same change);
 - network: ``Train("train_net", optimizer=config["optimizer"], loss=config["loss"],
@@ -34,6 +36,8 @@ What still had to change, and why:
   inputs={0: raw}, outputs={"lsds": lsds, "affs": affs}, loss_inputs={...},
   gradients={"affs": affs_gradient}, checkpoint_basename="train_net", log_dir="log",
   save_every=...)``: daskgp's TensorFlow nodes are TF2/Keras (``lsd_fib25_mtlsd_mknet.py``);
+  the loss casts the uint8 affinities and the bool LSD scale to float, as TF1's float32
+  placeholders did;
 - data paths: ``data_dir`` is an argument (was ``../../01_data/training``);
   ``write_synthetic_samples`` of the vanilla port writes FIB-25-like samples;
 - run length: ``cache_size``/``num_workers``, ``save_every`` and ``snapshot_every`` are

@@ -19,6 +19,7 @@ from .errors import (
 )
 from .geometry import Coordinate, Roi
 from .graph import Edge, Graph, GraphError, Node
+from .gunpowder_alias import register_as_gunpowder
 from .keys import ArrayKey, ArrayKeys, GraphKey, GraphKeys
 from .nodes import *  # noqa: F403
 from .nodes import __all__ as _node_names
@@ -68,5 +69,6 @@ __all__ = [
     "resolve_scheduler",
     "ProducerPool",
     "UnsupportedError",
+    "register_as_gunpowder",
     *(name for name in _node_names if name not in ("BatchFilter", "BatchProvider")),
 ]

@@ -84,8 +84,22 @@ class Snapshot(BatchFilter):
             deps = deps.update_with(self.additional_request)
         return deps
 
+    def write_if(self, batch: Batch) -> bool:
+        """Whether to save this batch (one that ``every`` selected); ``True`` here.
+
+        gunpowder's hook for a data-dependent filter: override it in a subclass. Downstream
+        of ``Train`` or ``PreCache`` the batch holds numpy arrays; on a lazy batch they are
+        dask arrays, and a test on their values computes what it reads.
+
+        Example:
+            >>> class HighLoss(Snapshot):
+            ...     def write_if(self, batch):
+            ...         return batch.loss is not None and batch.loss > 0.5
+        """
+        return True
+
     def process(self, batch: Batch, request: BatchRequest) -> Batch:
-        if not self._record:
+        if not self._record or not self.write_if(batch):
             return batch
         iteration = batch.iteration if batch.iteration is not None else self._index
         filename = self.output_filename.format(iteration=iteration, id=batch.id)

@@ -24,14 +24,20 @@ def materialize(batch: Batch, keys, scheduler) -> dict[ArrayKey, np.ndarray]:
 
 
 def to_model_layout(data: np.ndarray, spatial_dims: int, data_format: str) -> np.ndarray:
-    """(N, C, *spatial), (N, *spatial) or (*spatial) -> what a Keras model takes.
+    """(N, C, *spatial), (C, *spatial) or (*spatial) -> what a Keras model takes.
 
     ``channels_last`` gives (N, *spatial, C), adding N=1 and C=1 where missing;
-    ``channels_first`` passes the data through.
+    ``channels_first`` passes the data through. One leading axis is a channel axis, as in
+    gunpowder's data model (a batch has no batch axis until ``Stack``; affinities and LSDs are
+    (C, *spatial)) and in torch's unbatched convolutions: a (3, z, y, x) target meets the
+    model's (1, z, y, x, 3) output. After ``Stack(n)`` of single-channel arrays, add the
+    channel axis (``Unsqueeze([key], 1)``) to make the n a batch axis.
 
     Example:
         >>> to_model_layout(np.zeros((2, 3, 4, 5)), 2, "channels_last").shape
         (2, 4, 5, 3)
+        >>> to_model_layout(np.zeros((3, 4, 5)), 2, "channels_last").shape
+        (1, 4, 5, 3)
     """
     if data_format == "channels_first":
         return data
@@ -39,11 +45,11 @@ def to_model_layout(data: np.ndarray, spatial_dims: int, data_format: str) -> np
     if leading == 0:
         data = data[None, None]
     elif leading == 1:
-        data = data[:, None]
+        data = data[None]
     elif leading != 2:
         raise ArrayError(
             f"cannot move channels last in an array of shape {data.shape} with {spatial_dims} "
-            "spatial dimensions: expected (N, C, *spatial), (N, *spatial) or (*spatial)"
+            "spatial dimensions: expected (N, C, *spatial), (C, *spatial) or (*spatial)"
         )
     return np.moveaxis(data, 1, -1)
 

@@ -53,7 +53,8 @@ class Train(BatchFilter):
         log_every (int): log every this many iterations.
         data_format (str): "channels_last" (Keras's default: batch arrays of shape
             (N, C, *spatial) are given to the model as (N, *spatial, C), outputs converted
-            back; missing N or C axes are added) or "channels_first" (arrays passed as they are).
+            back; missing N or C axes are added, a single leading axis is C) or
+            "channels_first" (arrays passed as they are).
 
     Example:
         >>> train = Train(model, loss=keras.losses.MeanSquaredError(),   # doctest: +SKIP
@@ -114,11 +115,8 @@ class Train(BatchFilter):
 
     def latest_checkpoint(self) -> str | None:
         """The prefix of the newest ``<basename>_checkpoint_<iteration>``, or None."""
-        pattern = re.compile(re.escape(self.checkpoint_basename) + r"_checkpoint_(\d+)\.index$")
-        found = [(int(m.group(1)), path[: -len(".index")])
-                 for path in glob.glob(f"{glob.escape(self.checkpoint_basename)}_checkpoint_*")
-                 if (m := pattern.search(path))]
-        return max(found)[1] if found else None
+        prefixes = self._checkpoint_prefixes()
+        return prefixes[-1] if prefixes else None
 
     def prepare(self, request: BatchRequest) -> BatchRequest:
         return input_dependencies(
@@ -180,11 +178,28 @@ class Train(BatchFilter):
         return result
 
     def save_checkpoint(self) -> str:
-        """Write model and optimizer state as ``<basename>_checkpoint_<iteration>``."""
+        """Write model and optimizer state as ``<basename>_checkpoint_<iteration>``, and
+        name it in the directory's ``checkpoint`` file as TF1's ``Saver`` did, so that
+        ``tf.train.latest_checkpoint(directory)`` (how gunpowder scripts resume) finds it."""
+        import tensorflow as tf
+
         directory = os.path.dirname(self.checkpoint_basename)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        return self._checkpoint.write(f"{self.checkpoint_basename}_checkpoint_{self.iteration}")
+        path = self._checkpoint.write(f"{self.checkpoint_basename}_checkpoint_{self.iteration}")
+        older = [prefix for prefix in self._checkpoint_prefixes() if prefix != path]
+        tf.compat.v1.train.update_checkpoint_state(
+            directory or ".", os.path.basename(path),
+            all_model_checkpoint_paths=[os.path.basename(p) for p in [*older, path]])
+        return path
+
+    def _checkpoint_prefixes(self) -> list[str]:
+        """The prefixes of this basename's checkpoints, oldest first."""
+        pattern = re.compile(re.escape(self.checkpoint_basename) + r"_checkpoint_(\d+)\.index$")
+        found = [(int(m.group(1)), path[: -len(".index")])
+                 for path in glob.glob(f"{glob.escape(self.checkpoint_basename)}_checkpoint_*")
+                 if (m := pattern.search(path))]
+        return [prefix for _, prefix in sorted(found)]
 
     def teardown(self) -> None:
         if getattr(self, "_writer", None) is not None:

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import zarr
-from scipy import ndimage
+from synthetic_volumes import em_raw, neuron_labels
 
 import daskgp as gp
 from daskgp.torch import Train
@@ -240,14 +240,8 @@ def write_synthetic_samples(data_dir: str | Path, shape: Sequence[int] = (96, 96
     border), all with resolution (8, 8, 8) and offset 0."""
     rng = np.random.default_rng(seed)
     for name in samples:
-        centres = rng.integers(0, shape, size=(40, 3))
-        markers = np.zeros(shape, dtype=np.uint64)
-        markers[tuple(centres.T)] = np.arange(1, len(centres) + 1, dtype=np.uint64)
-        _, closest = ndimage.distance_transform_edt(markers == 0, return_indices=True)
-        neurons = markers[tuple(closest)]
-        edges = ndimage.morphological_gradient(neurons.astype(np.int64), size=2) > 0
-        texture = ndimage.gaussian_filter(rng.random(shape), 1.0)
-        raw = np.clip(160 + 400 * (texture - 0.5) - 100 * edges, 0, 255).astype(np.uint8)
+        neurons = neuron_labels(shape, 40, rng)
+        raw = em_raw(neurons, rng)
         mask = np.zeros(shape, dtype=np.uint8)
         mask[8:-8, 8:-8, 8:-8] = 1
         store = zarr.open(str(Path(data_dir) / name), mode="w")

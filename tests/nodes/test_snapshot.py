@@ -111,3 +111,36 @@ def test_snapshot_writes_graphs_in_gunpowders_layout(tmp_path):
         # 7 lies outside but dangles on the edge (6, 7), as Graph.crop keeps it
         assert written.ids.tolist() == [5, 6, 7] and written.num_edges() == 2
         assert written.spec.roi == request[points].roi
+
+
+def test_write_if_filters_the_selected_batches(tmp_path):
+    """gunpowder's hook: a subclass's ``write_if(batch)`` decides, per batch that ``every``
+    selected, whether it is written; downstream of PreCache it sees numpy data."""
+    seen = []
+
+    class BrightOnly(gp.Snapshot):
+        def write_if(self, batch):
+            data = batch[RAW].data
+            seen.append(type(data))
+            return bool(data.mean() > 2000)
+
+    pipeline, request = pipeline_and_request()
+    request.random_seed = None
+    snapshot = BrightOnly({RAW: "raw"}, output_dir=str(tmp_path),
+                          output_filename="batch_{iteration}.hdf", every=2)
+
+    class Shift(gp.BatchFilter):  # batch i is all 1000 * i
+        def __init__(self):
+            self.n = 0
+
+        def process(self, batch, request):
+            batch[RAW].data = np.full_like(batch[RAW].data, 1000.0 * self.n)
+            self.n += 1
+
+    with gp.build(pipeline + Shift() + gp.PreCache(cache_size=1, num_workers=1)
+                  + snapshot, scheduler="sync", seed=3) as p:
+        means = [float(p.request_batch(request)[RAW].data.mean()) for _ in range(6)]
+    assert seen == [np.ndarray] * 3, "asked for batches 0, 2 and 4 only, as numpy"
+    written = sorted(f.name for f in tmp_path.iterdir())
+    assert written == [f"batch_{i}.hdf" for i in (0, 2, 4) if means[i] > 2000]
+    assert written == ["batch_4.hdf"], means

@@ -84,6 +84,23 @@ def test_resume_restores_weights_optimizer_and_iteration(tmp_path):
         assert p.request_batch(request()).iteration == 6
 
 
+def test_checkpoints_are_found_by_tf_train_latest_checkpoint(tmp_path):
+    """gunpowder's TF scripts resume with ``int(tf.train.latest_checkpoint('.').split('_')
+    [-1])``: TF1's Saver kept a ``checkpoint`` state file, and so does daskgp's Train."""
+    import tensorflow as tf
+
+    train = train_node(model(), tmp_path / "net", save_every=2)
+    with gp.build(source() + gp.RandomLocation() + train, scheduler="sync", seed=1) as p:
+        for _ in range(4):
+            p.request_batch(request())
+    latest = tf.train.latest_checkpoint(str(tmp_path))
+    assert latest == str(tmp_path / "net_checkpoint_4")
+    assert int(latest.split("_")[-1]) == 4
+    state = tf.train.get_checkpoint_state(str(tmp_path))
+    assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == [
+        "net_checkpoint_2", "net_checkpoint_4"]
+
+
 def test_gradients_with_respect_to_outputs(tmp_path):
     train = train_node(model(), tmp_path / "model", gradients={0: GRAD})
     r = request()
@@ -93,6 +110,29 @@ def test_gradients_with_respect_to_outputs(tmp_path):
     pred, target = batch[PRED].data[0, 0], batch[TARGET].data
     expected = 2 * (pred - target) / pred.size  # d/dpred of the mean squared error
     np.testing.assert_allclose(batch[GRAD].data[0, 0], expected, rtol=1e-4, atol=1e-8)
+
+
+def test_a_channel_axis_meets_the_models_channels(tmp_path):
+    """A (C, z, y, x) target (affinities, LSDs: gunpowder batches have no batch axis) is one
+    sample with C channels, so it lines up with the model's (1, z, y, x, C) output instead of
+    broadcasting as C samples of one channel."""
+    raw, _ = volumes()
+    target = np.stack([raw, 2 * raw, -raw]).astype(np.float32)  # (3, 24, 48, 48)
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input(shape=(8, 16, 16, 1))
+    three = keras.Model(inputs, keras.layers.Conv3D(3, 1)(inputs))
+    pipeline = (array_source(RAW, raw, voxel_size=(2, 1, 1)),
+                array_source(TARGET, target, voxel_size=(2, 1, 1))) + gp.MergeProvider()
+    train = train_node(three, tmp_path / "model", gradients={0: GRAD})
+    r = request()
+    r.add(GRAD, (16, 16, 16))
+    with gp.build(pipeline + train, scheduler="sync", seed=0) as p:
+        batch = p.request_batch(r)
+    pred, target = batch[PRED].data[0], batch[TARGET].data
+    assert pred.shape == target.shape == (3, 8, 16, 16)
+    expected = 2 * (pred - target) / pred.size
+    np.testing.assert_allclose(batch[GRAD].data[0], expected, rtol=1e-4, atol=1e-8)
+    np.testing.assert_allclose(batch.loss, np.mean((pred - target) ** 2), rtol=1e-4)
 
 
 def test_predict_equals_calling_the_model():

@@ -8,6 +8,8 @@ import pytest
 import zarr
 
 import daskgp as gp
+from daskgp.io.batch_record import RECORD_CHUNK
+from daskgp.io.checksums import data_checksum
 from daskgp.precompute import CHECKSUMS, COMPLETED, precompute, read_completed
 from daskgp.seeds import derive_seed
 from tests.helpers import array_source, position_data
@@ -54,6 +56,10 @@ def logged_seeds(log):
 
 def seeds_of(indices, seed=SEED):
     return sorted(derive_seed(seed, i) for i in indices)
+
+
+def is_record(path, file):
+    return os.path.relpath(file, path).split(os.sep)[0] in (COMPLETED, CHECKSUMS)
 
 
 def file_states(path):
@@ -104,7 +110,13 @@ def test_layout_and_attributes(tmp_path, reference):
     raw, labels = root["RAW"], root["LABELS"]
     assert (raw.shape, raw.chunks, raw.dtype) == ((3, 4, 6, 6), (1, 4, 6, 6), np.int64)
     assert (labels.shape, labels.chunks, labels.dtype) == ((3, 2, 4, 4), (1, 2, 4, 4), np.uint8)
-    assert root[COMPLETED].chunks == (1,)
+    # The record: a chunk holds the marks (and checksums) of RECORD_CHUNK batches.
+    assert root[COMPLETED].chunks == (RECORD_CHUNK,) and root[COMPLETED][:].tolist() == [1] * 3
+    assert root[CHECKSUMS].chunks == (RECORD_CHUNK, 2)
+    assert root[CHECKSUMS].attrs["columns"] == ["RAW", "LABELS"]
+    np.testing.assert_array_equal(root[CHECKSUMS][:], [
+        [data_checksum(batch[RAW].data), data_checksum(batch[LABELS].data)]
+        for batch in reference[:3]])
     roi = reference[0][LABELS].spec.roi
     assert labels.attrs["resolution"] == [2, 1, 1]
     assert labels.attrs["offset"] == list(roi.begin) == labels.attrs["roi_offset"]
@@ -112,7 +124,7 @@ def test_layout_and_attributes(tmp_path, reference):
     assert (labels.attrs["seed"], labels.attrs["num_batches"]) == (SEED, 3)
     assert raw.attrs["interpolatable"] is False and labels.attrs["interpolatable"] is True
     layout = root.attrs["daskgp_precompute"]
-    assert (layout["num_batches"], layout["seed"]) == (3, SEED)
+    assert (layout["num_batches"], layout["seed"], layout["version"]) == (3, SEED, 2)
     assert layout["arrays"]["RAW"]["dtype"] == np.dtype(np.int64).str
 
 
@@ -139,8 +151,10 @@ def test_rerun_writes_only_unfinished_batches(tmp_path, reference):
     for index in (1, 4):
         root["RAW"][index] = -1
         root[COMPLETED][index] = 0
+    # (The record's chunk holds the marks of all six: it is rewritten as the two finish.)
     before = {file: state for file, state in file_states(path).items()
-              if f"{os.sep}c{os.sep}1" not in file and f"{os.sep}c{os.sep}4" not in file}
+              if f"{os.sep}c{os.sep}1" not in file and f"{os.sep}c{os.sep}4" not in file
+              and not is_record(path, file)}
     summary = precompute(make_pipeline(log), make_request(), path, 6, scheduler="processes",
                          progress=False)
     assert (summary.written, summary.skipped) == (2, 4)

@@ -226,3 +226,86 @@ def test_pre_cache_in_the_pipeline_is_warned_about(tmp_path, caplog, reference):
     precompute(pipeline, make_request(), path, 2, seed=SEED, scheduler="sync", progress=False)
     assert "contains a PreCache" in caplog.text
     assert_stored_equal(path, reference[:2])
+
+
+def record_files(path):
+    return sorted(os.path.relpath(os.path.join(folder, name), path)
+                  for folder, _, names in os.walk(path) for name in names
+                  if is_record(path, os.path.join(folder, name)) and name != "zarr.json")
+
+
+def test_a_million_batches_start_at_once_and_resume_from_the_record_chunks(tmp_path):
+    path = str(tmp_path / "batches.zarr")
+    with gp.build(make_pipeline(), scheduler="sync", seed=SEED) as p:
+        expected = [p.request_batch(make_request()) for _ in range(9)]
+    summary = precompute(make_pipeline(), make_request(), path, 10**6, seed=SEED,
+                         scheduler="threads", batches_in_flight=2, progress=False,
+                         max_batches=6)
+    assert (summary.written, summary.skipped) == (6, 0)
+    assert summary.first_batch_s is not None and summary.first_batch_s <= summary.elapsed_s
+    root = zarr.open_group(path, mode="r")
+    assert root["RAW"].shape == (10**6, 4, 6, 6)
+    # The record of six batches out of a million: one chunk of marks and one of checksums.
+    assert record_files(path) == [os.path.join(CHECKSUMS, "c", "0", "0"),
+                                  os.path.join(COMPLETED, "c", "0")]
+    assert root[COMPLETED][:RECORD_CHUNK].tolist() == [1] * 6 + [0] * (RECORD_CHUNK - 6)
+    summary = precompute(make_pipeline(), make_request(), path, 10**6, scheduler="processes",
+                         batches_in_flight=2, progress=False, max_batches=3)
+    assert (summary.written, summary.skipped, summary.seed) == (3, 6, SEED)
+    assert root[COMPLETED][:10].tolist() == [1] * 9 + [0]
+    for i, batch in enumerate(expected):
+        for key in (RAW, LABELS):
+            np.testing.assert_array_equal(root[key.identifier][i], batch[key].data)
+        assert root[CHECKSUMS][i].tolist() == [data_checksum(batch[RAW].data),
+                                               data_checksum(batch[LABELS].data)]
+
+
+def as_layout_1(path):
+    """Rewrite the record of output ``path`` as layout 1 stored it: one chunk per batch."""
+    root = zarr.open_group(path, mode="r+")
+    marks, sums = root[COMPLETED][:], root[CHECKSUMS][:]
+    columns = root[CHECKSUMS].attrs["columns"]
+    del root[COMPLETED], root[CHECKSUMS]
+    root.create_array(COMPLETED, shape=marks.shape, chunks=(1,), dtype=np.uint8)[:] = marks
+    root.create_array(CHECKSUMS, shape=sums.shape, chunks=(1, 2), dtype=np.uint32,
+                      attributes={"columns": columns})[:] = sums
+    root.attrs["daskgp_precompute"] = {**root.attrs["daskgp_precompute"], "version": 1}
+
+
+def test_layout_1_outputs_are_read_and_verified_but_not_resumed(tmp_path, reference):
+    from daskgp.verify import verify
+
+    path = str(tmp_path / "batches.zarr")
+    precompute(make_pipeline(), make_request(), path, 4, seed=SEED, scheduler="sync",
+               progress=False)
+    as_layout_1(path)
+    with gp.build(gp.PrecomputedSource(path), scheduler="sync", seed=0) as p:
+        served = [p.request_batch(make_request()) for _ in range(4)]
+    for batch, expected in zip(served, reference, strict=False):
+        np.testing.assert_array_equal(batch[RAW].data, expected[RAW].data)
+    report = verify(path)
+    assert (report.checked, report.unchecked, report.damaged) == (4, 0, [])
+    zarr.open_array(path, path="RAW", mode="r+")[2] = 0  # damaged data, found by its checksum
+    assert [line.split(":")[0] for line in verify(path).damaged] == ["batch 2"]
+    before = file_states(path)
+    with pytest.raises(gp.PipelineSetupError, match=r"older daskgp .*layout 1.* --overwrite"):
+        precompute(make_pipeline(), make_request(), path, 6, scheduler="sync", progress=False)
+    assert file_states(path) == before
+    summary = precompute(make_pipeline(), make_request(), path, 4, seed=SEED,
+                         scheduler="sync", progress=False, overwrite=True)
+    assert summary.written == 4
+    assert zarr.open_group(path, mode="r").attrs["daskgp_precompute"]["version"] == 2
+    assert_stored_equal(path, reference[:4])
+
+
+def test_an_unknown_layout_version_is_refused_naming_it(tmp_path):
+    path = str(tmp_path / "batches.zarr")
+    precompute(make_pipeline(), make_request(), path, 2, seed=SEED, scheduler="sync",
+               progress=False)
+    root = zarr.open_group(path, mode="r+")
+    root.attrs["daskgp_precompute"] = {**root.attrs["daskgp_precompute"], "version": 9}
+    with pytest.raises(gp.SourceError, match="unsupported precompute layout version 9"):
+        with gp.build(gp.PrecomputedSource(path)):
+            pass
+    with pytest.raises(gp.PipelineSetupError, match=r"version 9 .*nothing was written"):
+        precompute(make_pipeline(), make_request(), path, 2, scheduler="sync", progress=False)

@@ -2,6 +2,9 @@
 twice; a mismatched output is refused and left untouched."""
 
 import os
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -309,3 +312,86 @@ def test_an_unknown_layout_version_is_refused_naming_it(tmp_path):
             pass
     with pytest.raises(gp.PipelineSetupError, match=r"version 9 .*nothing was written"):
         precompute(make_pipeline(), make_request(), path, 2, scheduler="sync", progress=False)
+
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def fresh_imports(monkeypatch):
+    """Pipeline files run in this process: their folders leave ``sys.path`` afterwards and
+    their local modules are imported anew by the next run (as a new ``daskgp`` process
+    would)."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        del sys.modules[name]
+
+
+def test_rerun_after_editing_a_local_module_refuses_or_overwrites(tmp_path, fresh_imports,
+                                                                  capsys):
+    from daskgp.cli import main
+
+    (tmp_path / "local_fill.py").write_text("FILL = 1\n")
+    pipeline_file = tmp_path / "pipeline.py"
+    pipeline_file.write_text(textwrap.dedent("""
+        import numpy as np
+        import daskgp as gp
+        from local_fill import FILL
+
+        RAW = gp.ArrayKey("RAW")
+        spec = gp.ArraySpec(roi=gp.Roi((0, 0, 0), (10, 10, 10)), voxel_size=(1, 1, 1))
+        pipeline = gp.ArraySource(RAW, np.full((10, 10, 10), FILL), spec) + gp.RandomLocation()
+        request = gp.BatchRequest()
+        request.add(RAW, (4, 4, 4))
+    """))
+    out = str(tmp_path / "batches.zarr")
+    arguments = ["precompute", str(pipeline_file), "--num-batches", "3", "--out", out,
+                 "--scheduler", "sync", "--no-progress"]
+    assert main(arguments) == 0
+    (tmp_path / "local_fill.py").write_text("FILL = 5\n")
+    del sys.modules["local_fill"]
+    before = file_states(out)
+    capsys.readouterr()
+    assert main(arguments) == 1
+    error = capsys.readouterr().err
+    assert out in error and "a local module it imports) changed" in error
+    assert file_states(out) == before
+    assert (zarr.open_array(out, path="RAW", mode="r")[:] == 1).all()
+    del sys.modules["local_fill"]
+    assert main([*arguments, "--overwrite"]) == 0
+    assert (zarr.open_array(out, path="RAW", mode="r")[:] == 5).all()
+    del sys.modules["local_fill"]
+    assert main(arguments) == 0  # the new job resumes as itself
+    assert "(3 were already complete" in capsys.readouterr().out
+
+
+def test_predict_rerun_after_editing_the_model_module_refuses(tmp_path, fresh_imports,
+                                                               monkeypatch, capsys):
+    from daskgp.cli import load_pipeline_file, main
+
+    monkeypatch.setenv("DASKGP_TEST_SLEEP", "0")
+    monkeypatch.setenv("DASKGP_TEST_RAW", str(tmp_path / "raw.zarr"))
+    template = (DATA / "predict_zarr_pipeline.py").read_text()
+    assert "SCALE = 1.0\n" in template
+    pipeline_file = tmp_path / "predict.py"
+    pipeline_file.write_text(template.replace("SCALE = 1.0\n", "from model_scale import SCALE\n"))
+    (tmp_path / "model_scale.py").write_text("SCALE = 1.0\n")
+    names = load_pipeline_file(pipeline_file, names=("write_raw", "expected_prediction"))
+    names["write_raw"](str(tmp_path / "raw.zarr"))
+    out = str(tmp_path / "prediction.zarr")
+    arguments = ["predict", str(pipeline_file), "--out", out, "--scheduler", "sync",
+                 "--no-progress"]
+    assert main(arguments) == 0
+    (tmp_path / "model_scale.py").write_text("SCALE = 2.0\n")
+    del sys.modules["model_scale"]
+    capsys.readouterr()
+    assert main(arguments) == 1
+    assert "changed" in capsys.readouterr().err
+    np.testing.assert_array_equal(zarr.open_array(out, path="PRED", mode="r")[:],
+                                  names["expected_prediction"](1.0))
+    del sys.modules["model_scale"]
+    assert main([*arguments, "--overwrite"]) == 0
+    np.testing.assert_array_equal(zarr.open_array(out, path="PRED", mode="r")[:],
+                                  names["expected_prediction"](2.0))

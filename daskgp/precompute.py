@@ -392,11 +392,19 @@ class _PlannedBatch:
         self.task = task
 
 
-def _compute_batch(planned: _PlannedBatch) -> list[int]:
+class _ComputeBatch:
     """Run in a worker: compute one batch's graph in place (the window of batches in flight
-    is the parallelism) and return its checksums."""
-    (checksums,) = dask.compute(planned.task, scheduler="sync")
-    return checksums
+    is the parallelism) and return its checksums. On a cluster's dashboard each batch is one
+    task, named ``precompute-batch-...``."""
+
+    __name__ = "precompute-batch"
+
+    def __call__(self, planned: _PlannedBatch) -> list[int]:
+        (checksums,) = dask.compute(planned.task, scheduler="sync")
+        return checksums
+
+
+_compute_batch = _ComputeBatch()
 
 
 def default_in_flight(scheduler) -> int:

@@ -1,7 +1,10 @@
 """Batch precomputation jobs: the first N batches of a pipeline written to a zarr group.
 
 Deterministic (batch i is the pipeline's i-th batch for a seed) and resumable (a rerun skips the
-batches already written). ``daskgp precompute`` parses its arguments in ``daskgp.cli``.
+batches already written). Scales to millions of batches: batch indices come from a lazy walk of
+the completion record (``daskgp.io.batch_record``, chunks of 4,096 batches), batches run in a
+sliding window (``daskgp.job_runner``), so startup and the driver's memory do not depend on the
+number of batches. ``daskgp precompute`` parses its arguments in ``daskgp.cli``.
 """
 
 from __future__ import annotations
@@ -9,28 +12,27 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import multiprocessing
 import os
 import sys
+import time
 import warnings
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import dask
 import numpy as np
 import zarr
 from dask.base import tokenize
-from dask.callbacks import Callback
 from dask.delayed import Delayed
 from tqdm import tqdm
 
-from . import _pdeathsig
 from .batch import Batch
 from .errors import ArrayError, PipelineSetupError
 from .geometry import Coordinate, Roi
+from .io.batch_record import CHECKSUMS, COMPLETED, RECORD_CHUNK, BatchRecord, record_chunks
 from .io.checksums import data_checksum
 from .io.locks import LOCK_FILE, OutputLock
+from .job_runner import Unit, run_units
 from .keys import ArrayKey
 from .names import NodeTask
 from .numpy_nodes import without_learning
@@ -43,13 +45,13 @@ logger = logging.getLogger(__name__)
 
 #: Group attribute that marks a precompute output and records its layout.
 LAYOUT_ATTR = "daskgp_precompute"
-#: uint8 array with one chunk per batch, set to 1 by a batch's write task after its data.
-COMPLETED = "_completed"
-#: uint32 array (batches x arrays): each stored batch's checksum (``data_checksum``) per array.
-CHECKSUMS = "_checksums"
 #: Name prefix of the write tasks, one per batch.
 WRITE_PREFIX = "precompute-write"
-LAYOUT_VERSION = 1
+#: 2: the record (``_completed``, ``_checksums``) in chunks of ``RECORD_CHUNK`` batches, written
+#: by the driver. 1 (before): one record chunk per batch, written by each batch's task; still
+#: read (``PrecomputedSource``, ``daskgp verify``, ``daskgp show``), not resumed or grown.
+LAYOUT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class LayoutError(ValueError):
@@ -151,22 +153,28 @@ class PrecomputeLayout:
     arrays: tuple[StoredArray, ...]
     #: The pipeline's fingerprint (``pipeline_fingerprint``), None when not known.
     pipeline: str | None = None
+    #: The layout version the output was written with (``LAYOUT_VERSION`` for new ones).
+    version: int = LAYOUT_VERSION
 
     def to_attrs(self) -> dict:
         """The group attribute ``daskgp_precompute``."""
-        return {"version": LAYOUT_VERSION, "num_batches": self.num_batches, "seed": self.seed,
+        return {"version": self.version, "num_batches": self.num_batches, "seed": self.seed,
                 "arrays": {stored.name: stored.to_attrs() for stored in self.arrays},
                 "pipeline": self.pipeline}
 
     @classmethod
     def from_attrs(cls, attrs: dict) -> PrecomputeLayout:
         """Read back what ``to_attrs`` wrote."""
-        if attrs.get("version") != LAYOUT_VERSION:
-            raise LayoutError(f"unsupported precompute layout version {attrs.get('version')!r}")
+        if attrs.get("version") not in READABLE_VERSIONS:
+            raise LayoutError(
+                f"unsupported precompute layout version {attrs.get('version')!r} (this daskgp "
+                f"reads versions {', '.join(map(str, READABLE_VERSIONS))}): written by another "
+                "daskgp version"
+            )
         return cls(num_batches=int(attrs["num_batches"]), seed=int(attrs["seed"]),
                    arrays=tuple(StoredArray.from_attrs(name, a)
                                 for name, a in attrs["arrays"].items()),
-                   pipeline=attrs.get("pipeline"))
+                   pipeline=attrs.get("pipeline"), version=int(attrs["version"]))
 
     def differences(self, other: PrecomputeLayout) -> list[str]:
         """What differs between this (stored) layout and ``other`` (requested), in words.
@@ -179,8 +187,8 @@ class PrecomputeLayout:
             found.append(f"num_batches: stored {self.num_batches}, now {other.num_batches} "
                          "(an output grows, it does not shrink)")
         if None not in (self.pipeline, other.pipeline) and self.pipeline != other.pipeline:
-            found.append("pipeline: the pipeline file (or a checkpoint it names) changed since "
-                         "the stored batches were written")
+            found.append("pipeline: the pipeline file (or a checkpoint it names, or a local "
+                         "module it imports) changed since the stored batches were written")
         if self.seed != other.seed:
             found.append(f"seed: stored {self.seed}, now {other.seed}")
         stored = {a.name: a for a in self.arrays}
@@ -202,6 +210,10 @@ class PrecomputeSummary:
     seed: int
     written: int
     skipped: int
+    #: Seconds from the start of the job to its first batch written (None: none written).
+    first_batch_s: float | None = None
+    #: Seconds the job took, lock and setup included.
+    elapsed_s: float = 0.0
 
 
 def _ints(values) -> tuple[int, ...]:
@@ -248,12 +260,33 @@ def read_completed(path: str, num_batches: int) -> np.ndarray:
     """One bool per batch of the output at ``path``: True once the batch is fully written.
 
     All False when the output has no ``_completed`` array yet (its creation was cut short).
+    The whole record in memory (a byte per batch): jobs walk it with ``record_chunks``.
     """
-    try:
-        completed = zarr.open_array(path, path=COMPLETED, mode="r")[:]
-    except (FileNotFoundError, zarr.errors.BaseZarrError):
-        return np.zeros(num_batches, bool)
-    return np.asarray(completed).astype(bool)
+    return np.concatenate([marks for _, marks, _ in record_chunks(path, num_batches)]
+                          or [np.zeros(0, bool)])
+
+
+def count_unwritten(path: str, num_batches: int) -> tuple[int, int | None]:
+    """How many batches the output at ``path`` has not written, and the first of them (None
+    when all are written); reads the record a chunk at a time."""
+    count, first_missing = 0, None
+    for first, marks, _ in record_chunks(path, num_batches):
+        missing = np.flatnonzero(~marks)
+        if first_missing is None and len(missing):
+            first_missing = first + int(missing[0])
+        count += len(missing)
+    return count, first_missing
+
+
+def first_unwritten(path: str, num_batches: int, start: int = 0) -> int | None:
+    """The first batch from ``start`` on that the output at ``path`` has not written, or None
+    when all are; reads the record a chunk at a time up to it."""
+    for first, marks, _ in record_chunks(path, num_batches, start):
+        offset = max(0, start - first)
+        missing = np.flatnonzero(~marks[offset:])
+        if len(missing):
+            return first + offset + int(missing[0])
+    return None
 
 
 def _grow(path: str, stored: PrecomputeLayout, layout: PrecomputeLayout) -> None:
@@ -294,9 +327,10 @@ def _require_arrays(path: str, layout: PrecomputeLayout, new: bool) -> None:
     wanted = [(s.name, (layout.num_batches, *s.shape), (1, *s.shape), np.dtype(s.dtype),
                {**s.to_attrs(), "seed": layout.seed, "num_batches": layout.num_batches})
               for s in layout.arrays]
-    wanted.append((COMPLETED, (layout.num_batches,), (1,), np.dtype(np.uint8), {}))
-    wanted.append((CHECKSUMS, (layout.num_batches, len(layout.arrays)), (1, len(layout.arrays)),
-                   np.dtype(np.uint32), {"columns": [s.name for s in layout.arrays]}))
+    wanted.append((COMPLETED, (layout.num_batches,), (RECORD_CHUNK,), np.dtype(np.uint8), {}))
+    wanted.append((CHECKSUMS, (layout.num_batches, len(layout.arrays)),
+                   (RECORD_CHUNK, len(layout.arrays)), np.dtype(np.uint32),
+                   {"columns": [s.name for s in layout.arrays]}))
     with warnings.catch_warnings():  # zarr notes the lock record, which is none of its own
         warnings.filterwarnings("ignore", message=f".*{LOCK_FILE}")
         existing = set(root.array_keys())
@@ -316,8 +350,9 @@ def _require_arrays(path: str, layout: PrecomputeLayout, new: bool) -> None:
 
 
 def _write_batch(path: str, index: int, arrays: dict[str, np.ndarray],
-                 expected: dict[str, tuple], *side_effects) -> int:
-    """Write batch ``index`` (one chunk per array), then mark it complete. Runs in a task."""
+                 expected: dict[str, tuple], *side_effects) -> list[int]:
+    """Write batch ``index`` (one chunk per array) and return its checksums (one per array,
+    which the driver records with the batch's mark). Runs in a task."""
     root = zarr.open_group(path, mode="r+")
     for name, data in arrays.items():
         data = np.asarray(data)
@@ -329,9 +364,7 @@ def _write_batch(path: str, index: int, arrays: dict[str, np.ndarray],
                 "every batch must have the same shapes"
             )
         root[name][index] = data
-    root[CHECKSUMS][index] = [data_checksum(np.asarray(arrays[name])) for name in expected]
-    root[COMPLETED][index] = 1
-    return index
+    return [data_checksum(np.asarray(arrays[name])) for name in expected]
 
 
 # --- the job ----------------------------------------------------------------------------------
@@ -351,83 +384,27 @@ def _plan_write(pipeline: Pipeline, request: BatchRequest, path: str, layout: Pr
     )
 
 
-class _TaskProgress(Callback):
-    """Counts finished tasks named ``f"{prefix}-..."`` of local schedulers on a progress bar."""
+class _PlannedBatch:
+    """A batch's write task as one job unit (not a dask collection, so that a cluster's
+    ``submit`` ships the graph instead of computing it first)."""
 
-    def __init__(self, bar: tqdm, prefix: str) -> None:
-        super().__init__()
-        self.bar = bar
-        self.prefix = prefix + "-"
-
-    def _posttask(self, key, result, dsk, state, worker_id) -> None:
-        if isinstance(key, str) and key.startswith(self.prefix):
-            self.bar.update(1)
+    def __init__(self, task: Delayed) -> None:
+        self.task = task
 
 
-def _groups(items: Iterable, size: int) -> Iterator[list]:
-    iterator = iter(items)
-    while group := list(itertools.islice(iterator, size)):
-        yield group
+class _ComputeBatch:
+    """Run in a worker: compute one batch's graph in place (the window of batches in flight
+    is the parallelism) and return its checksums. On a cluster's dashboard each batch is one
+    task, named ``precompute-batch-...``."""
+
+    __name__ = "precompute-batch"
+
+    def __call__(self, planned: _PlannedBatch) -> list[int]:
+        (checksums,) = dask.compute(planned.task, scheduler="sync")
+        return checksums
 
 
-def _run_local(tasks: Iterator[Delayed], scheduler: str, in_flight: int, bar: tqdm,
-               prefix: str) -> None:
-    # Groups of batches go to the scheduler together; a process pool lives for the whole job
-    # (dask would otherwise spawn a new one for every compute).
-    kwargs = {}
-    pool = None
-    if scheduler == "processes":
-        pool = ProcessPoolExecutor(os.cpu_count() or 1,
-                                   mp_context=multiprocessing.get_context("spawn"),
-                                   **_pdeathsig.pool_options())
-        kwargs["pool"] = pool
-    try:
-        with _TaskProgress(bar, prefix):
-            for group in _groups(tasks, in_flight):
-                dask.compute(*group, scheduler=scheduler, **kwargs)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _run_distributed(tasks: Iterator[Delayed], client, in_flight: int, bar: tqdm) -> None:
-    from distributed import as_completed
-
-    running = set()
-    finished = as_completed(loop=client.loop)
-
-    def submit() -> None:
-        task = next(tasks, None)
-        if task is not None:
-            future = client.compute(task)
-            running.add(future)
-            finished.add(future)
-
-    try:
-        for _ in range(in_flight):
-            submit()
-        for future in finished:
-            future.result()  # raises the task's error
-            running.discard(future)
-            bar.update(1)
-            submit()
-    except BaseException:
-        client.cancel(list(running))
-        raise
-
-
-def compute_tasks(tasks: Iterator[Delayed], scheduler, in_flight: int, bar: tqdm,
-                  prefix: str) -> None:
-    """Compute ``tasks`` (small results, named ``f"{prefix}-..."``) at most ``in_flight`` at a
-    time, counting each finished one on ``bar``; also used by ``daskgp predict``.
-
-    Locally, groups of ``in_flight`` tasks go to the scheduler together (one process pool for
-    the whole job); on a ``distributed.Client``, a sliding window of futures.
-    """
-    if is_client(scheduler):
-        _run_distributed(iter(tasks), scheduler, in_flight, bar)
-    else:
-        _run_local(iter(tasks), scheduler, in_flight, bar, prefix)
+_compute_batch = _ComputeBatch()
 
 
 def default_in_flight(scheduler) -> int:
@@ -450,6 +427,7 @@ def precompute(
     pipeline_hash: str | None = None,
     overwrite: bool = False,
     force: bool = False,
+    max_batches: int | None = None,
 ) -> PrecomputeSummary:
     """Write batches ``0 .. num_batches - 1`` of ``pipeline`` for ``request`` to a zarr group.
 
@@ -457,18 +435,24 @@ def precompute(
     batch that ``gp.build(pipeline, seed=seed)`` returns as its i-th ``request_batch``, so a
     rerun gives the same bits. The group at ``path`` gets one array per requested key (named
     after the key, shape ``(num_batches, *batch_shape)``, one chunk per batch, attributes
-    giving the ROI, ``resolution``/``offset``, dtype, seed and N) and a ``_completed`` array.
-    Each batch's arrays are written by one task, which marks the batch complete after its data;
-    a rerun skips completed batches and rewrites none of them; a rerun with a larger
-    ``num_batches`` (same pipeline, request and seed) grows the output and writes only the new
-    batches. The output is locked for the job (``daskgp.io.locks``): a second job on it fails
-    at once naming the holder; ``pipeline_hash`` (the CLI's pipeline file fingerprint) is
-    stored, and an output of another pipeline refused unless ``overwrite``. Each batch's
-    checksum per array is stored in ``_checksums`` (``PrecomputedSource`` and ``daskgp
-    verify`` check it). Batches run in parallel on the
-    scheduler: locally ``batches_in_flight`` at a time in groups, on a ``distributed.Client``
-    as a sliding window of futures. Memory: about ``batches_in_flight x batch_bytes`` plus the
-    scheduler's working set.
+    giving the ROI, ``resolution``/``offset``, dtype, seed and N) and the job's record:
+    ``_completed`` (a mark per batch) and ``_checksums`` (each batch's checksum per array,
+    which ``PrecomputedSource`` and ``daskgp verify`` check), in chunks of ``RECORD_CHUNK``
+    batches (``daskgp.io.batch_record``). Each batch's arrays are written by one task; the
+    driver marks the batch, with its checksums, as it finishes (a few record writes a second,
+    not one per batch). A rerun skips marked batches and rewrites none of them (a batch
+    written but not yet marked when a job was killed is computed again, to the same bits); a
+    rerun with a larger ``num_batches`` (same pipeline, request and seed) grows the output and
+    writes only the new batches. The output is locked for the job (``daskgp.io.locks``): a
+    second job on it fails at once naming the holder; ``pipeline_hash`` (the CLI's pipeline
+    fingerprint) is stored, and an output of another pipeline refused unless ``overwrite``.
+
+    Scale: the pending batch indices come from a lazy walk of the record, a chunk at a time,
+    and batches are planned as the window needs them and run ``batches_in_flight`` at a time
+    in a sliding window (``daskgp.job_runner``: threads or spawned processes locally, futures
+    on a ``distributed.Client``; each batch's graph runs in one worker). Startup and the
+    driver's memory do not depend on ``num_batches``: a job of a million batches writes its
+    first batch as soon as one of ten does. Memory: about ``batches_in_flight x batch_bytes``.
 
     Args:
         pipeline (Pipeline or BatchProvider): what makes the batches.
@@ -477,7 +461,7 @@ def precompute(
         num_batches (int): how many batches.
         seed (int, optional): base seed; by default the stored one when resuming, else 0.
         scheduler (str, optional): ``"sync"``, ``"threads"`` or ``"processes"`` (dask's
-            default when None).
+            rules when None: an active client, ``dask.config``, else threads).
         client (distributed.Client, optional): compute on this cluster instead.
         batches_in_flight (int, optional): batches computed at once (default: twice the
             cores or the cluster's threads).
@@ -485,13 +469,19 @@ def precompute(
         pipeline_hash (str, optional): the pipeline's fingerprint, part of the identity.
         overwrite (bool): discard what a precompute output at ``path`` holds, and start anew.
         force (bool): take the output's lock even if it is held (its holder is known dead).
+        max_batches (int, optional): stop after writing this many batches (trial runs,
+            benchmarks); a rerun continues. ``skipped`` then counts the marked batches seen
+            before the job stopped.
 
     Example:
         >>> precompute(pipeline, request, "batches.zarr", num_batches=1000)  # doctest: +SKIP
     """
+    started = time.perf_counter()
     path = os.fspath(path)
     if int(num_batches) < 1:
         raise PipelineSetupError(f"precompute: num_batches must be >= 1, got {num_batches}")
+    if max_batches is not None and int(max_batches) < 0:
+        raise PipelineSetupError(f"precompute: max_batches must be >= 0, got {max_batches}")
     if not isinstance(request, BatchRequest) or request.graph_specs:
         raise PipelineSetupError(
             f"precompute: request must be a BatchRequest of arrays only, got {request!r}"
@@ -515,47 +505,98 @@ def precompute(
         if overwrite and stored is not None:
             _discard(path)
             stored = None
-        seed = int(seed) if seed is not None else (stored.seed if stored is not None else 0)
-        return _precompute(pipeline, request, path, int(num_batches), seed, stored, scheduler,
-                           in_flight, progress, pipeline_hash)
-
-
-def _precompute(pipeline: Pipeline, request: BatchRequest, path: str, num_batches: int,
-                seed: int, stored: PrecomputeLayout | None, scheduler, in_flight: int,
-                progress: bool, pipeline_hash: str | None) -> PrecomputeSummary:
-    """The job, once the output is locked and ``stored`` (its layout, or None) read."""
-    with build(pipeline, scheduler=scheduler, seed=seed) as p:
-        completed = np.zeros(num_batches, bool)
-        if stored is not None:
-            found = read_completed(path, stored.num_batches)
-            completed[:min(len(found), num_batches)] = found[:num_batches]
-        pending = [int(i) for i in np.flatnonzero(~completed)]
-        # The probe is planned, never computed; it is the first pending batch, reused below.
-        first = pending[0] if pending else 0
-        # A finished output's probe only describes the layout: numpy nodes are not run.
-        with contextlib.nullcontext() if pending else without_learning():
-            probe = p.request_lazy_batch(request.in_sequence(seed, first))
-        layout = PrecomputeLayout(int(num_batches), seed, tuple(
-            StoredArray.from_array(key, probe[key].data, probe[key].spec)
-            for key, spec in request.array_specs.items() if not spec.placeholder
-        ), pipeline_hash)
-        if stored is not None and (differences := stored.differences(layout)):
+        if stored is not None and stored.version != LAYOUT_VERSION:
             raise PipelineSetupError(
-                f"precompute: {path} holds a different output; nothing was written (rerun "
-                "with --overwrite to replace it, or write elsewhere). Differences: "
-                + "; ".join(differences)
+                f"precompute: {path} was written by an older daskgp (precompute layout "
+                f"{stored.version}, a record file per batch); PrecomputedSource and `daskgp "
+                "verify` still read it, but precompute does not resume or grow it: nothing was "
+                "written (rerun with --overwrite to recompute it, or write elsewhere)"
             )
-        if stored is not None and num_batches > stored.num_batches:
-            _grow(path, stored, layout)
-        _require_arrays(path, layout, new=stored is None)
+        seed = int(seed) if seed is not None else (stored.seed if stored is not None else 0)
+        job = _Job(path, int(num_batches), seed, stored, pipeline_hash, started)
+        return job.run(pipeline, request, scheduler, in_flight, progress, max_batches)
 
-        writes = (_plan_write(p, request, path, layout, i, probe if i == first else None)
-                  for i in pending)
-        done = num_batches - len(pending)
-        with tqdm(total=num_batches, initial=done, unit="batch", desc="precompute",
-                  disable=not progress) as bar:
-            compute_tasks(writes, scheduler, in_flight, bar, WRITE_PREFIX)
-    return PrecomputeSummary(path, num_batches, seed, written=len(pending), skipped=done)
+
+@dataclass
+class _Job:
+    """One precompute job, once its output is locked and ``stored`` (its layout, or None)
+    read."""
+
+    path: str
+    num_batches: int
+    seed: int
+    stored: PrecomputeLayout | None
+    pipeline_hash: str | None
+    started: float
+    written: int = 0
+    skipped: int = 0
+    first_batch_s: float | None = None
+
+    def run(self, pipeline: Pipeline, request: BatchRequest, scheduler, in_flight: int,
+            progress: bool, max_batches: int | None) -> PrecomputeSummary:
+        path, num_batches, seed, stored = self.path, self.num_batches, self.seed, self.stored
+        with build(pipeline, scheduler=scheduler, seed=seed) as p:
+            # Batches before the first unwritten one are all written: nothing else is read.
+            first = 0 if stored is None else first_unwritten(path, num_batches)
+            # The probe is planned, never computed; it is the first pending batch, reused.
+            # A finished output's probe only describes the layout: numpy nodes are not run.
+            with contextlib.nullcontext() if first is not None else without_learning():
+                probe = p.request_lazy_batch(request.in_sequence(seed, first or 0))
+            layout = PrecomputeLayout(num_batches, seed, tuple(
+                StoredArray.from_array(key, probe[key].data, probe[key].spec)
+                for key, spec in request.array_specs.items() if not spec.placeholder
+            ), self.pipeline_hash)
+            if stored is not None and (differences := stored.differences(layout)):
+                raise PipelineSetupError(
+                    f"precompute: {path} holds a different output; nothing was written (rerun "
+                    "with --overwrite to replace it, or write elsewhere). Differences: "
+                    + "; ".join(differences)
+                )
+            if first is None:
+                self.skipped = num_batches
+                return self.summary()
+            if stored is not None and num_batches > stored.num_batches:
+                _grow(path, stored, layout)
+            _require_arrays(path, layout, new=stored is None)
+
+            record = BatchRecord(path, num_batches)
+            self.skipped = first
+            with tqdm(total=num_batches, initial=first, unit="batch", desc="precompute",
+                      disable=not progress) as bar:
+                def complete(count: int) -> None:
+                    self.skipped += count
+                    bar.update(count)
+
+                def finished(index: int, checksums: list[int]) -> None:
+                    record.mark(index, checksums)
+                    record.flush(force=False)
+                    if self.first_batch_s is None:
+                        self.first_batch_s = time.perf_counter() - self.started
+                    self.written += 1
+                    bar.update(1)
+
+                pending = record.pending(first, complete)
+                if max_batches is not None:
+                    pending = itertools.islice(pending, int(max_batches))
+                try:
+                    run_units(self._units(p, request, layout, pending, probe, first),
+                              scheduler, in_flight, finished)
+                finally:
+                    record.flush()
+        return self.summary()
+
+    def _units(self, pipeline: Pipeline, request: BatchRequest, layout: PrecomputeLayout,
+               pending: Iterator[int], probe: Batch, first: int) -> Iterator[Unit]:
+        """The pending batches as job units, planned as the window takes them."""
+        for index in pending:
+            task = _plan_write(pipeline, request, self.path, layout, index,
+                               probe if index == first else None)
+            yield index, _compute_batch, (_PlannedBatch(task),)
+
+    def summary(self) -> PrecomputeSummary:
+        return PrecomputeSummary(self.path, self.num_batches, self.seed, written=self.written,
+                                 skipped=self.skipped, first_batch_s=self.first_batch_s,
+                                 elapsed_s=time.perf_counter() - self.started)
 
 
 def _warn_about_pre_cache(pipeline: Pipeline) -> None:

@@ -86,7 +86,14 @@ def _outputs(pipeline: Pipeline, reference: BatchRequest, outputs) -> dict[Array
 def job_identity(reference: BatchRequest, roi: Roi | None, outputs: dict,
                  pipeline_hash: str | None) -> tuple[str, str]:
     """(tiling token, job token): what a job's tiles are (reference, ROI, outputs), and that
-    plus the pipeline's fingerprint (``daskgp.io.checksums.pipeline_fingerprint``)."""
+    plus the pipeline's fingerprint (``daskgp.io.checksums.pipeline_fingerprint``: the
+    pipeline file, the local modules it imports and the checkpoints it names).
+
+    Example:
+        >>> tiling, job = job_identity(BatchRequest(), None, {}, "abc")
+        >>> job != job_identity(BatchRequest(), None, {}, "abd")[1]
+        True
+    """
     tiling = tokenize(repr(reference), str(roi), sorted((str(k), v) for k, v in outputs.items()))
     return tiling, tokenize(tiling, pipeline_hash)
 

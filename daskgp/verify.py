@@ -17,11 +17,12 @@ from tqdm import tqdm
 
 from .errors import PipelineSetupError
 from .geometry import Coordinate, Roi
+from .io.batch_record import record_chunks
 from .io.blocks import ScanTiling
 from .io.checksums import block_checksum, combine, data_checksum
 from .io.tile_record import TILE_CHECKSUMS, open_record
 from .io.zarr_reader import ZarrReader
-from .precompute import CHECKSUMS, LayoutError, read_completed, read_layout
+from .precompute import LayoutError, read_layout
 
 
 @dataclass
@@ -113,26 +114,32 @@ def _blocks(start, stop, chunks) -> list[tuple[slice, ...]]:
 def _verify_precompute(path: str, progress: bool) -> VerifyReport:
     layout = read_layout(path)
     report = VerifyReport("batch")
-    completed = read_completed(path, layout.num_batches)
-    root = zarr.open_group(path, mode="r")
-    stored = np.asarray(root[CHECKSUMS][:]) if CHECKSUMS in root else None
     readers = [(column, s, ZarrReader(path, s.name)) for column, s in enumerate(layout.arrays)]
-    for index in tqdm(np.flatnonzero(completed), unit="batch", desc="verify",
-                      disable=not progress):
-        report.checked += 1
-        for column, array, reader in readers:
-            selection = (slice(index, index + 1), *(slice(0, n) for n in array.shape))
-            data, problem = _read(reader, selection, missing_is_damage=True)
-            where = f"batch {index}: array {array.name!r}"
-            if data is None:
-                report.damaged.append(f"{where}: {problem}")
-            elif stored is None:
-                report.unchecked += 1
-            elif data_checksum(data[0]) != int(stored[index, column]):
-                report.damaged.append(f"{where}: data differs from its checksum (stored "
-                                      f"{int(stored[index, column])}, read "
-                                      f"{data_checksum(data[0])})")
+    with tqdm(total=layout.num_batches, unit="batch", desc="verify",
+              disable=not progress) as bar:
+        # The record a chunk at a time: memory does not grow with the number of batches.
+        for first, marks, stored in record_chunks(path, layout.num_batches):
+            for index in first + np.flatnonzero(marks):
+                report.checked += 1
+                for column, array, reader in readers:
+                    _verify_batch(report, int(index), column, array, reader,
+                                  None if stored is None else int(stored[index - first, column]))
+            bar.update(len(marks))
     return report
+
+
+def _verify_batch(report: VerifyReport, index: int, column: int, array, reader: ZarrReader,
+                  expected: int | None) -> None:
+    selection = (slice(index, index + 1), *(slice(0, n) for n in array.shape))
+    data, problem = _read(reader, selection, missing_is_damage=True)
+    where = f"batch {index}: array {array.name!r}"
+    if data is None:
+        report.damaged.append(f"{where}: {problem}")
+    elif expected is None:
+        report.unchecked += 1
+    elif data_checksum(data[0]) != expected:
+        report.damaged.append(f"{where}: data differs from its checksum (stored {expected}, "
+                              f"read {data_checksum(data[0])})")
 
 
 def verify(path: str | os.PathLike, progress: bool = False) -> VerifyReport:

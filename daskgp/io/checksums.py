@@ -1,14 +1,20 @@
 """Checksums that name damaged or stale data: of written blocks (``daskgp verify``), and of the
-files that define a job (its pipeline file and model checkpoints, part of the job's identity).
+files that define a job (its pipeline file, the local modules it imports and its model
+checkpoints: part of the job's identity).
 """
 
 from __future__ import annotations
 
+import ast
 import glob
 import hashlib
 import os
+import site
+import sys
+import sysconfig
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from importlib.machinery import ModuleSpec, PathFinder
 
 import numpy as np
 
@@ -92,16 +98,126 @@ def checkpoint_files(pipeline, named: Iterable | None = None) -> list[str]:
     return sorted(set(found))
 
 
+#: Never part of a job's identity, wherever it is imported from (like installed libraries).
+FRAMEWORK_PACKAGES = frozenset({"daskgp"})
+
+
+def _library_folders() -> list[str]:
+    """Folders of the standard library and of installed packages (site-packages)."""
+    folders = {sysconfig.get_paths()[name] for name in ("stdlib", "platstdlib", "purelib",
+                                                         "platlib")}
+    folders.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
+    folders.add(site.getusersitepackages())
+    return [os.path.realpath(folder) for folder in folders if folder]
+
+
+def _within(path: str, folders: Iterable[str]) -> bool:
+    return any(os.path.commonpath([path, folder]) == folder for folder in folders)
+
+
+def _imported_names(tree: ast.AST, package: str | None) -> Iterator[str]:
+    """The absolute names of the modules an ``import``/``from ... import`` may load (for
+    ``from m import n``: ``m`` and the submodule ``m.n``, if there is one)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                if package is None:
+                    continue  # a relative import outside a package fails anyway
+                parts = package.split(".")
+                if node.level > len(parts):
+                    continue
+                base = ".".join(parts[:len(parts) - node.level + 1])
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module
+            yield module
+            yield from (f"{module}.{alias.name}" for alias in node.names if alias.name != "*")
+
+
+def _resolve(name: str, roots: list[str]) -> list[tuple[str, ModuleSpec]]:
+    """The specs of ``name`` and its parent packages, found in ``roots`` only (empty when
+    ``name``'s top-level package is not there: installed, built in, or missing)."""
+    found = []
+    search = roots
+    parts = name.split(".")
+    for depth in range(1, len(parts) + 1):
+        spec = PathFinder.find_spec(".".join(parts[:depth]), search)
+        if spec is None:
+            break
+        found.append((spec.name, spec))
+        search = list(spec.submodule_search_locations or [])
+        if not search:
+            break
+    return found
+
+
+def local_modules(pipeline_file: str | os.PathLike,
+                  roots: Sequence[str | os.PathLike] | None = None) -> dict[str, str]:
+    """The user's modules a pipeline file imports: module name -> file, for the modules (and
+    their packages) found in the pipeline file's folder or the current directory (``roots``),
+    followed through their own imports. Installed packages and the standard library are not
+    (their versions are the environment's), nor is daskgp.
+
+    The imports are read from the source (``import m``, ``from m import n``, relative
+    imports in local packages, also inside functions); modules loaded by name at run time
+    (``importlib.import_module``) and data files are not seen.
+
+    Example:
+        >>> local_modules("pipeline.py")  # doctest: +SKIP
+        {'my_net': '/home/me/job/my_net.py'}
+    """
+    pipeline_file = os.path.realpath(os.fspath(pipeline_file))
+    if roots is None:
+        roots = [os.path.dirname(pipeline_file), os.getcwd()]
+    roots = list(dict.fromkeys(os.path.realpath(os.fspath(root)) for root in roots))
+    libraries = [folder for folder in _library_folders()
+                 if not any(_within(root, [folder]) for root in roots)]
+    found: dict[str, str] = {}
+    todo: list[tuple[str, str | None]] = [(pipeline_file, None)]
+    while todo:
+        file, package = todo.pop()
+        try:
+            with open(file, "rb") as source:
+                tree = ast.parse(source.read(), filename=file)
+        except (OSError, SyntaxError, ValueError):
+            continue  # the import itself fails, with a clearer error than ours
+        for name in _imported_names(tree, package):
+            if name.split(".")[0] in FRAMEWORK_PACKAGES | set(sys.builtin_module_names):
+                continue
+            for module, spec in _resolve(name, roots):
+                origin = spec.origin
+                if module in found or not spec.has_location or origin is None:
+                    continue
+                origin = os.path.realpath(origin)
+                if not origin.endswith(".py") or _within(origin, libraries):
+                    continue
+                found[module] = origin
+                is_package = spec.submodule_search_locations is not None
+                todo.append((origin, module if is_package else module.rpartition(".")[0]))
+    return dict(sorted(found.items()))
+
+
 def pipeline_fingerprint(pipeline_file: str | os.PathLike, pipeline=None,
                          checkpoints: Iterable | None = None) -> str:
-    """What a job's identity says about its pipeline: the SHA-256 of the pipeline file and of
-    every model checkpoint it names (see ``checkpoint_files``), as one hex digest.
+    """What a job's identity says about its pipeline: the SHA-256 of the pipeline file, of
+    the local modules it imports (``local_modules``: a ``my_net.py`` beside it) and of every
+    model checkpoint it names (see ``checkpoint_files``), as one hex digest.
 
-    A changed pipeline file or checkpoint changes the fingerprint, so a rerun over an output
-    written by the old one is refused instead of reporting stale tiles as done. Modules the
-    pipeline file imports are not covered.
+    A changed pipeline file, local module or checkpoint changes the fingerprint, so a rerun
+    over an output written by the old one is refused instead of reporting stale tiles as
+    done. (A pipeline file without local modules has the fingerprint it had before they were
+    covered.)
+
+    Example:
+        >>> len(pipeline_fingerprint(__file__))
+        64
     """
     digest = hashlib.sha256(b"pipeline:" + file_digest(pipeline_file).encode())
+    for module, file in local_modules(pipeline_file).items():
+        digest.update(f"\nmodule {module}:".encode())
+        digest.update(file_digest(file).encode())
     for checkpoint in checkpoint_files(pipeline, checkpoints):
         if not os.path.isfile(checkpoint):
             raise PipelineSetupError(

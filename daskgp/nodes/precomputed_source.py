@@ -15,7 +15,7 @@ from ..io.checksums import data_checksum
 from ..io.zarr_reader import ZarrReader
 from ..keys import ArrayKey
 from ..names import task_prefix
-from ..precompute import CHECKSUMS, LayoutError, PrecomputeLayout, read_completed, read_layout
+from ..precompute import CHECKSUMS, LayoutError, PrecomputeLayout, count_unwritten, read_layout
 from ..provider import BatchProvider
 from ..request import BatchRequest
 
@@ -62,11 +62,11 @@ class PrecomputedSource(BatchProvider):
             raise SourceError(f"{self.name()}: {error}") from error
         if layout is None:
             raise SourceError(f"{self.name()}: {self.path} does not exist")
-        missing = (~read_completed(self.path, layout.num_batches)).nonzero()[0]
-        if len(missing):
+        missing, first = count_unwritten(self.path, layout.num_batches)
+        if missing:
             raise SourceError(
-                f"{self.name()}: {len(missing)} of the {layout.num_batches} batches in "
-                f"{self.path} are not written yet (first: batch {missing[0]}); rerun "
+                f"{self.name()}: {missing} of the {layout.num_batches} batches in "
+                f"{self.path} are not written yet (first: batch {first}); rerun "
                 "`daskgp precompute` to finish them"
             )
         self._layout = layout

@@ -223,8 +223,8 @@ def bilinear(image: np.ndarray, rows: np.ndarray, columns: np.ndarray,
         >>> out.tolist()
         [[1.5]]
     """
-    if not image.flags.c_contiguous:
-        image = np.ascontiguousarray(image)
+    if image.strides[1] != image.itemsize or image.strides[0] < image.shape[1] * image.itemsize:
+        image = np.ascontiguousarray(image)  # OpenCV takes rows apart, not columns
     cv2.remap(image, columns, rows, cv2.INTER_LINEAR, dst=out,
               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 

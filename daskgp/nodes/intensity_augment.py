@@ -175,17 +175,19 @@ def _scale_shift(block, mean, scale, shift, clip, range_error):
     # In the data's own precision, as gunpowder computes it (no float64 temporaries), in one
     # compiled pass: the numpy expression's bits, without its five temporaries.
     mean, scale, shift = (block.dtype.type(v) for v in (mean, scale, shift))
-    # Elementwise: a transposed block (SimpleAugment's views) is computed in memory order
-    # and transposed back, instead of being copied first.
-    order = tuple(int(a) for a in np.argsort(block.strides, kind="stable")[::-1])
+    # Elementwise: a mirrored or transposed block (SimpleAugment's views) is computed in
+    # memory order and mirrored and transposed back, instead of being copied first.
+    flips = tuple(slice(None, None, -1) if s < 0 else slice(None) for s in block.strides)
+    values = block[flips]
+    order = tuple(int(a) for a in np.argsort(values.strides, kind="stable")[::-1])
     inverse = tuple(int(a) for a in np.argsort(order))
-    values = block.transpose(order)
+    values = values.transpose(order)
     if not values.flags.c_contiguous:
-        values, order, inverse = np.ascontiguousarray(block), None, None
+        values, flips, order, inverse = np.ascontiguousarray(block), None, None, None
     result = np.empty(values.shape, dtype=block.dtype)
     if not scale_shift(values, mean, scale, shift, bool(clip), result):
         raise BatchError(range_error)
-    return result if order is None else result.transpose(inverse)
+    return result if order is None else result.transpose(inverse)[flips]
 
 
 def _scale_shift_slab(block, scales, shifts, clip, range_error, block_id=None):

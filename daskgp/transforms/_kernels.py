@@ -233,15 +233,17 @@ def bilinear(image: np.ndarray, rows: np.ndarray, columns: np.ndarray,
 def scale_shift(block, mean, scale, shift, clip, out):
     """``out = (block - mean) * scale + (mean + shift)`` in the block's precision, clipped to
     [0, 1] when ``clip``; one pass, the same arithmetic (and bits) as the numpy expression.
-    Returns False (``out`` incomplete) when ``clip`` and a value lies outside [0, 1]."""
+    Returns False when ``clip`` and a value lies outside [0, 1] (``out`` is then not to be
+    used). Branch-free, so that the loop vectorizes."""
     values, result = block.ravel(), out.ravel()
     offset = mean + shift
+    if not clip:
+        for i in range(values.shape[0]):
+            result[i] = (values[i] - mean) * scale + offset
+        return True
+    outside = 0
     for i in range(values.shape[0]):
         value = values[i]
-        if clip and (value < 0 or value > 1):
-            return False
-        value = (value - mean) * scale + offset
-        if clip:
-            value = min(max(value, 0), 1)
-        result[i] = value
-    return True
+        outside |= (value < 0) | (value > 1)
+        result[i] = min(max((value - mean) * scale + offset, 0), 1)
+    return outside == 0

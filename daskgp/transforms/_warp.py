@@ -536,7 +536,11 @@ def chunked_warp(
     for number, index in enumerate(itertools.product(*(range(len(r)) for r in ranges))):
         chunk_begin = tuple(ranges[d][i][0] for d, i in enumerate(index))
         chunk_size = tuple(ranges[d][i][1] for d, i in enumerate(index))
-        box_begin, box_end = source_box(transform, chunk_begin, chunk_size)
+        if chunks.size == 1:
+            # The whole output: its exact box (planned upstream, cached on the transform).
+            box_begin, box_end = tight_source_box(transform, out_begin, out_shape)
+        else:
+            box_begin, box_end = source_box(transform, chunk_begin, chunk_size)
         if any(b < sb for b, sb in zip(box_begin, source_begin, strict=True)) or any(
             e > se for e, se in zip(box_end, source_end, strict=True)
         ):
@@ -566,4 +570,4 @@ def chunked_warp(
             task, shape=leading + chunk_size, dtype=dtype,
             name=f"{name}-block-{token}-{number}",
         )
-    return da.block(chunks.tolist())
+    return chunks.flat[0] if chunks.size == 1 else da.block(chunks.tolist())

@@ -183,6 +183,17 @@ def trilinear(data, coordinates, out, factor=_ONE, normalize=False):
 
 
 @_jit
+def _round_to(t, low, high, unsigned):
+    """map_coordinates' rounding of a float64 result to an integer output type: half up
+    (unsigned: negatives to 0), half away from zero for signed, clipped to [low, high]."""
+    if unsigned:
+        t = t + 0.5 if t > 0 else 0.0
+    else:
+        t = t + 0.5 if t > 0 else t - 0.5
+    return min(max(t, low), high)
+
+
+@_jit
 def bilinear_integer_section(image, rows, columns, out):
     """Bilinear interpolation of an integer 2D ``image`` into integer ``out``, as
     ``map_coordinates(order=1, mode="constant")`` computes it: corner terms
@@ -207,11 +218,47 @@ def bilinear_integer_section(image, rows, columns, out):
             t += image[a1, b2] * (1.0 - f1) * f2
             t += image[b1, a2] * f1 * (1.0 - f2)
             t += image[b1, b2] * f1 * f2
-            if unsigned:
-                t = t + 0.5 if t > 0 else 0.0
-            else:
-                t = t + 0.5 if t > 0 else t - 0.5
-            out[i1, i2] = min(max(t, low), high)
+            out[i1, i2] = _round_to(t, low, high, unsigned)
+
+
+@_jit
+def trilinear_integer(data, coordinates, out):
+    """Trilinear interpolation of an integer 3D ``data`` at ``coordinates`` into integer
+    ``out``, as ``map_coordinates(order=1, mode="constant")`` computes it: the 8 corner terms
+    ``value * weight0 * weight1 * weight2`` summed in C order in float64, then rounded as
+    there (``bilinear_integer_section``'s rule); 0 outside ``[0, size - 1]``. Tile by tile."""
+    s0, s1, s2 = data.shape
+    n0, n1, n2 = out.shape
+    info = np.iinfo(out.dtype)
+    low, high = np.float64(info.min), np.float64(info.max)
+    unsigned = info.min == 0
+    for t1 in range(0, n1, _TILE):
+        for t2 in range(0, n2, _TILE):
+            for i0 in range(n0):
+                for i1 in range(t1, min(t1 + _TILE, n1)):
+                    for i2 in range(t2, min(t2 + _TILE, n2)):
+                        c0 = np.float64(coordinates[0, i0, i1, i2])
+                        c1 = np.float64(coordinates[1, i0, i1, i2])
+                        c2 = np.float64(coordinates[2, i0, i1, i2])
+                        if not (c0 >= 0.0 and c0 <= s0 - 1 and c1 >= 0.0 and c1 <= s1 - 1
+                                and c2 >= 0.0 and c2 <= s2 - 1):
+                            out[i0, i1, i2] = 0
+                            continue
+                        a0, a1, a2 = math.floor(c0), math.floor(c1), math.floor(c2)
+                        f0, f1, f2 = c0 - a0, c1 - a1, c2 - a2
+                        b0, b1 = min(a0 + 1, s0 - 1), min(a1 + 1, s1 - 1)
+                        b2 = min(a2 + 1, s2 - 1)
+                        g0, g1, g2 = 1.0 - f0, 1.0 - f1, 1.0 - f2
+                        t = 0.0
+                        t += data[a0, a1, a2] * g0 * g1 * g2
+                        t += data[a0, a1, b2] * g0 * g1 * f2
+                        t += data[a0, b1, a2] * g0 * f1 * g2
+                        t += data[a0, b1, b2] * g0 * f1 * f2
+                        t += data[b0, a1, a2] * f0 * g1 * g2
+                        t += data[b0, a1, b2] * f0 * g1 * f2
+                        t += data[b0, b1, a2] * f0 * f1 * g2
+                        t += data[b0, b1, b2] * f0 * f1 * f2
+                        out[i0, i1, i2] = _round_to(t, low, high, unsigned)
 
 
 def remappable(image: np.ndarray) -> bool:

@@ -33,6 +33,7 @@ from ._kernels import (
     nearest_section,
     remappable,
     trilinear,
+    trilinear_integer,
 )
 
 
@@ -402,6 +403,8 @@ def _sample_volume(volumes, coordinates, out, order, normalization) -> None:
         volume = volumes[c] if normalization is None else normalization.apply(volumes[c])
         if volume.dtype.kind == "f" and volume.dtype.itemsize >= 4:
             trilinear(volume, coordinates, out[c])
+        elif volume.dtype.kind in "iu" and out.dtype == volume.dtype:
+            trilinear_integer(volume, coordinates, out[c])
         else:
             ndimage.map_coordinates(volume, coordinates, output=out[c], order=1,
                                     mode="constant", cval=0, prefilter=False)

@@ -1,8 +1,10 @@
 """Chunk-wise warp of a dask array: one task per output chunk, reading its own source box.
 
 Each task evaluates the transform for its own voxels, a few output sections at a time, and
-interpolates (``_kernels``) from the slice of the source that its box (computed halo) covers;
-the chunks are assembled with ``da.block``. ``sample`` is the scipy reference.
+interpolates (``_kernels``) from the source blocks that its box (computed halo) overlaps,
+read section by section (``SourceBlocks``: no copy of the box where sections suffice). A
+batch-sized output is one chunk (``output_chunk_shape``); more are assembled with
+``da.block``. ``sample`` is the scipy reference.
 """
 
 from __future__ import annotations

@@ -117,6 +117,8 @@ def stage_seconds(p, request, batches: int) -> dict:
         clock.wrap(_elastic.CoordinateSlabs, name, "coordinates")
     for name in ("_sample_section", "_sample_volume"):
         clock.wrap(_warp, name, "warp")
+    # Source sections gathered from the read blocks and normalized (a fused Normalize).
+    clock.wrap(_warp.SourceBlocks, "section", "warp")
     clock.wrap(intensity_augment, "_scale_shift", "intensity")
     process, thread = cpu_seconds(), time.thread_time()
     for _ in range(batches):
@@ -158,20 +160,24 @@ def worker_daskgp(path: str, batches: int, warmup: int, kind: str = "seed") -> d
                                             "SimpleAugment", "IntensityAugment")}
     stats = ProfilingStats()
     floors = FloorBatches(path) if kind == "seed" else None
+    done = []
     with gp.build(pipeline, scheduler="threads", seed=0) as p:
         def one():
-            with collecting(stats):
+            # Per-node times of the timed batches only (warm-up batches compile kernels).
+            timed = ProfilingStats() if len(done) < warmup else stats
+            done.append(None)
+            with collecting(timed):
                 lazy = p.request_lazy_batch(request)
             with Profiler() as profiler:
                 batch = lazy.compute(scheduler="threads")
-            stats.add_tasks([(r.key, r.start_time, r.end_time) for r in profiler.results],
+            timed.add_tasks([(r.key, r.start_time, r.end_time) for r in profiler.results],
                             prefixes)
             return batch
 
         # The floor of each batch right after it (untimed there): both see the same load.
         walls, cpus, _ = run_batches(one, batches, warmup, after=None if floors is None
                                      else lambda: floors.run(upstream[-1]))
-        stats.batches = warmup + batches
+        stats.batches = batches
         rss = peak_rss_mb()
         stages = stage_seconds(p, request, max(2, batches // 2)) if kind == "seed" else None
     nodes = {node: {phase: s / stats.batches for phase, s in phases.items()}

@@ -26,9 +26,9 @@ class ZarrSource(DatasetSource):
 
     Each request builds a dask array over the requested region only, in read tasks of whole
     storage chunks of up to 16 MiB (a batch-sized region: one task, one zarr call; named
-    ``zarr-source-…``; each storage chunk is read by one task): the cost of a batch follows the batch, not
-    the volume, and a task reads nothing outside the request's chunks. ``dask_array(key)``
-    gives the whole dataset lazily.
+    ``zarr-source-…``; each storage chunk is read by one task): the cost of a batch follows
+    the batch, not the volume, and a task reads nothing outside the request's chunks.
+    ``dask_array(key)`` gives the whole dataset lazily.
 
     Args:
         store (str, os.PathLike or zarr Store): path or URL of the zarr container, or a zarr

@@ -16,8 +16,10 @@ psutil``), in a subprocess, as does daskgp, so each has its own peak RSS. Prints
 CPU-seconds per batch (median, min, max), peak RSS, daskgp's CPU per stage (read,
 coordinates, warp, intensity, other; measured on extra single-threaded batches), the floor
 (one zarr read of each box, then OpenCV remap / the numba nearest kernel on precomputed
-coordinates, single-threaded) and the kernels alone (map_coordinates per section vs remap),
-the ratios, and writes benchmarks/results/first_steps.json and first_steps.png.
+coordinates, single-threaded; run in the daskgp worker right after each of its batches, on
+that batch's boxes, so that a shared machine's load hits both alike) and the kernels alone
+(map_coordinates per section vs remap), the ratios, and writes
+benchmarks/results/first_steps.json and first_steps.png.
 """
 
 from __future__ import annotations
@@ -40,7 +42,10 @@ DATASETS = {"RAW": "volumes/raw", "GT": "volumes/labels/neuron_ids",
             "MASK": "volumes/labels/mask"}
 
 
-def run_batches(request_batch, batches: int, warmup: int) -> tuple[list, list, list]:
+def run_batches(request_batch, batches: int, warmup: int,
+                after=None) -> tuple[list, list, list]:
+    """Seconds and CPU seconds of each batch after ``warmup``; ``after()`` (untimed) runs
+    after each batch."""
     walls, cpus, results = [], [], []
     for i in range(warmup + batches):
         wall, cpu = time.perf_counter(), cpu_seconds()
@@ -50,6 +55,8 @@ def run_batches(request_batch, batches: int, warmup: int) -> tuple[list, list, l
             walls.append(wall)
             cpus.append(cpu)
             results.append(result)
+        if after is not None:
+            after()
     return walls, cpus, results
 
 
@@ -110,6 +117,8 @@ def stage_seconds(p, request, batches: int) -> dict:
         clock.wrap(_elastic.CoordinateSlabs, name, "coordinates")
     for name in ("_sample_section", "_sample_volume"):
         clock.wrap(_warp, name, "warp")
+    # Source sections gathered from the read blocks and normalized (a fused Normalize).
+    clock.wrap(_warp.SourceBlocks, "section", "warp")
     clock.wrap(intensity_augment, "_scale_shift", "intensity")
     process, thread = cpu_seconds(), time.thread_time()
     for _ in range(batches):
@@ -150,25 +159,35 @@ def worker_daskgp(path: str, batches: int, warmup: int, kind: str = "seed") -> d
                                             "ElasticAugment", "DeformAugment",
                                             "SimpleAugment", "IntensityAugment")}
     stats = ProfilingStats()
+    floors = FloorBatches(path) if kind == "seed" else None
+    done = []
     with gp.build(pipeline, scheduler="threads", seed=0) as p:
         def one():
-            with collecting(stats):
+            # Per-node times of the timed batches only (warm-up batches compile kernels).
+            timed = ProfilingStats() if len(done) < warmup else stats
+            done.append(None)
+            with collecting(timed):
                 lazy = p.request_lazy_batch(request)
             with Profiler() as profiler:
                 batch = lazy.compute(scheduler="threads")
-            stats.add_tasks([(r.key, r.start_time, r.end_time) for r in profiler.results],
+            timed.add_tasks([(r.key, r.start_time, r.end_time) for r in profiler.results],
                             prefixes)
             return batch
 
-        walls, cpus, _ = run_batches(one, batches, warmup)
-        stats.batches = warmup + batches
+        # The floor of each batch right after it (untimed there): both see the same load.
+        walls, cpus, _ = run_batches(one, batches, warmup, after=None if floors is None
+                                     else lambda: floors.run(upstream[-1]))
+        stats.batches = batches
         rss = peak_rss_mb()
         stages = stage_seconds(p, request, max(2, batches // 2)) if kind == "seed" else None
     nodes = {node: {phase: s / stats.batches for phase, s in phases.items()}
              for node, phases in stats.seconds.items()}
-    return {"wall_s": walls, "cpu_s": cpus, "nodes_s_per_batch": nodes,
-            "upstream_rois": upstream[warmup:warmup + batches], "peak_rss_mb": rss,
-            "stages_cpu_s_per_batch": stages}
+    result = {"wall_s": walls, "cpu_s": cpus, "nodes_s_per_batch": nodes,
+              "upstream_rois": upstream[warmup:warmup + batches], "peak_rss_mb": rss,
+              "stages_cpu_s_per_batch": stages}
+    if floors is not None:
+        result["floor"] = {"wall_s": floors.walls[warmup:], "cpu_s": floors.cpus[warmup:]}
+    return result
 
 
 def _rotation_maps(out_shape, box_shape, angle):
@@ -184,33 +203,38 @@ def _rotation_maps(out_shape, box_shape, angle):
     return rows, columns
 
 
-def floor(path: str, upstream_rois: list, seed: int = 0) -> dict:
-    """The floor: one zarr read of each upstream box, then the fastest kernels (OpenCV remap of
-    each normalized section for RAW, the numba nearest kernel for GT and MASK) on
-    precomputed coordinates (a rotation in y, x by an angle from the pipeline's range, made
-    before timing), single-threaded; and the kernels alone: map_coordinates per section vs
-    remap on the same sections."""
-    import numpy as np
-    import zarr
-    from scipy import ndimage
+class FloorBatches:
+    """The floor, one batch at a time: one zarr read of each upstream box, then the fastest
+    kernels (OpenCV remap of each normalized section for RAW, the numba nearest kernel for GT
+    and MASK) on precomputed coordinates (a rotation in y, x by an angle from the pipeline's
+    range, made before timing), single-threaded. ``run`` is called in the daskgp worker right
+    after each of its batches, so that both see the same load on a shared machine."""
 
-    from daskgp.transforms._kernels import bilinear, nearest_section
+    def __init__(self, path: str, seed: int = 0) -> None:
+        import numpy as np
+        import zarr
 
-    root = zarr.open_group(path, mode="r")
-    outputs = {"RAW": RAW_SHAPE, "GT": GT_SHAPE, "MASK": GT_SHAPE}
-    rng = np.random.default_rng(seed)
-    walls, cpus, kernel_cpus = [], [], {"map_coordinates": [], "remap": []}
-    for rois in upstream_rois:
-        angle = rng.uniform(0, math.pi / 2)
+        self.root = zarr.open_group(path, mode="r")
+        self.rng = np.random.default_rng(seed)
+        self.walls: list[float] = []
+        self.cpus: list[float] = []
+
+    def run(self, rois: dict) -> None:
+        import numpy as np
+
+        from daskgp.transforms._kernels import bilinear, nearest_section
+
+        outputs = {"RAW": RAW_SHAPE, "GT": GT_SHAPE, "MASK": GT_SHAPE}
+        angle = self.rng.uniform(0, math.pi / 2)
         maps = {key: _rotation_maps(outputs[key], shape, angle) for key, (_, shape)
                 in rois.items()}
         results = {key: np.empty(outputs[key], np.float32 if key == "RAW" else
-                                 root[DATASETS[key]].dtype) for key in rois}
+                                 self.root[DATASETS[key]].dtype) for key in rois}
         wall, cpu = time.perf_counter(), cpu_seconds()
         for key, (_, shape) in rois.items():
             # The recorded ROIs are relative to the request (RandomLocation shifts them):
             # read the same shape at the volume's centre.
-            dataset = root[DATASETS[key]]
+            dataset = self.root[DATASETS[key]]
             region = tuple(slice((v - s) // 2, (v - s) // 2 + s)
                            for v, s in zip(dataset.shape, shape, strict=True))
             data = dataset[region]
@@ -224,14 +248,28 @@ def floor(path: str, upstream_rois: list, seed: int = 0) -> dict:
                     bilinear(section, rows, columns, out[z])
                 else:
                     nearest_section(data[first + z], rows, columns, out[z])
-        walls.append(time.perf_counter() - wall)
-        cpus.append(cpu_seconds() - cpu)
+        self.walls.append(time.perf_counter() - wall)
+        self.cpus.append(cpu_seconds() - cpu)
+
+
+def kernels_alone(path: str, upstream_rois: list, seed: int = 0) -> dict:
+    """The kernels alone on the raw sections of each upstream box: map_coordinates per
+    section vs OpenCV's remap, single-threaded, CPU seconds per batch."""
+    import numpy as np
+    import zarr
+    from scipy import ndimage
+
+    from daskgp.transforms._kernels import bilinear
+
+    raw = zarr.open_group(path, mode="r")[DATASETS["RAW"]]
+    rng = np.random.default_rng(seed)
+    kernel_cpus = {"map_coordinates": [], "remap": []}
+    for rois in upstream_rois:
         box = rois["RAW"][1]
-        raw = root[DATASETS["RAW"]]
+        rows, columns = _rotation_maps(RAW_SHAPE, box, rng.uniform(0, math.pi / 2))
         sections = raw[tuple(slice((v - s) // 2, (v - s) // 2 + s) for v, s in
                              zip(raw.shape, box, strict=True))]
         sections = sections[:RAW_SHAPE[0]].astype(np.float32) / 255
-        rows, columns = maps["RAW"]
         out = np.empty(RAW_SHAPE[1:], np.float32)
         for name in ("map_coordinates", "remap"):
             cpu = cpu_seconds()
@@ -242,7 +280,7 @@ def floor(path: str, upstream_rois: list, seed: int = 0) -> dict:
                     ndimage.map_coordinates(section, np.stack([rows, columns]), output=out,
                                             order=1, mode="constant", cval=0, prefilter=False)
             kernel_cpus[name].append(cpu_seconds() - cpu)
-    return {"wall_s": walls, "cpu_s": cpus, "kernel_cpu_s": kernel_cpus}
+    return kernel_cpus
 
 
 # --- gunpowder (in a subprocess of its own venv) ------------------------------------------------
@@ -350,7 +388,8 @@ def main() -> None:
                        str(args.gunpowder_batches)),
         )
     daskgp, gunpowder = runs["seed"]
-    floor_result = floor(str(path), daskgp["upstream_rois"])
+    floor_result = dict(daskgp["floor"],
+                        kernel_cpu_s=kernels_alone(str(path), daskgp["upstream_rois"]))
     gp_name = f"gunpowder {gunpowder['version']}"
     engines = {}
     for name, result in (("daskgp", daskgp), (gp_name, gunpowder), ("floor", floor_result),

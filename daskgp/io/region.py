@@ -6,6 +6,7 @@ The graph covers only the region, so its cost follows the request, never the vol
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -160,20 +161,42 @@ class RegionView:
                 self.geometry)
 
 
-# Storage chunks per axis that one read task takes (whole ones, each read by one task): each
-# read call costs zarr's event-loop round trip, ~1 ms, whatever it reads.
-_READ_GROUP = 2
+# Bytes that one read task reads at most (whole storage chunks, each read by one task): each
+# zarr read call costs its event-loop round trip, ~1 ms, whatever it reads, and zarr decodes
+# the chunks of one call on its own threads; so a batch's region is best read in one call.
+_READ_BYTES = 1 << 24
 
 
-def grouped_chunks(chunks: tuple[tuple[int, ...], ...], group: int = _READ_GROUP):
-    """``chunks`` with every ``group`` consecutive chunks of an axis merged into one.
+def grouped_chunks(chunks: tuple[tuple[int, ...], ...], itemsize: int,
+                   budget: int = _READ_BYTES) -> tuple[tuple[int, ...], ...]:
+    """``chunks`` (storage-aligned, ``storage_aligned_chunks``) with consecutive chunks of each
+    axis merged into read tasks of at most ``budget`` bytes (or single storage chunks).
+
+    Every axis starts as one task; while the largest task holds more than ``budget`` bytes,
+    the axis along which tasks are longest gets tasks of half as many chunks. A region that
+    fits is one task (one read call); each task holds whole chunks of the input.
 
     Example:
-        >>> grouped_chunks(((6, 16, 16, 2), (5,)))
+        >>> grouped_chunks(((6, 16, 16, 2), (5,)), itemsize=1)
+        ((40,), (5,))
+        >>> grouped_chunks(((6, 16, 16, 2), (5,)), itemsize=1, budget=160)
         ((22, 18), (5,))
     """
-    return tuple(tuple(sum(axis[i:i + group]) for i in range(0, len(axis), group))
-                 for axis in chunks)
+    groups = [len(axis) for axis in chunks]
+
+    def merged(axis: tuple[int, ...], group: int) -> tuple[int, ...]:
+        return tuple(sum(axis[i:i + group]) for i in range(0, len(axis), group))
+
+    def longest(d: int) -> int:
+        return max(merged(chunks[d], groups[d]))
+
+    while math.prod(longest(d) for d in range(len(chunks))) * itemsize > budget:
+        splittable = [d for d in range(len(chunks)) if groups[d] > 1]
+        if not splittable:
+            break
+        axis = max(splittable, key=longest)
+        groups[axis] = -(-groups[axis] // 2)
+    return tuple(merged(axis, g) for axis, g in zip(chunks, groups, strict=True))
 
 
 def read_region(
@@ -189,16 +212,18 @@ def read_region(
     """A lazy dask array of region ``[start, stop)`` of ``reader``, axes permuted by ``axes``.
 
     Its chunks are aligned to ``storage_chunks`` (the reader's chunks, read at setup and passed
-    in so that no file is touched here; None: one chunk) and hold up to ``_READ_GROUP`` of them
-    per axis, so each task reads whole storage chunks (the region's parts of them) and each
+    in so that no file is touched here; None: one chunk) and group them into read tasks of at
+    most ``_READ_BYTES`` (``grouped_chunks``: a batch-sized region is one task, one read
+    call), so each task reads whole storage chunks (the region's parts of them) and each
     storage chunk is read by one task only; its tasks are named ``f"{prefix}-{token}"`` with
     a token of (reader, region, axes). Nothing is read until the array is computed. With
     ``geometry``, read errors name world ROIs and the reads follow a tile's translation (see
     ``RegionView``).
     """
     view = RegionView(reader, start, stop, axes, dtype, geometry)
-    storage_chunks_of_region = grouped_chunks(
-        storage_aligned_chunks(view.start, view.stop, storage_chunks))
+    storage_chunks_of_region = storage_aligned_chunks(view.start, view.stop, storage_chunks)
+    if storage_chunks is not None:
+        storage_chunks_of_region = grouped_chunks(storage_chunks_of_region, view.dtype.itemsize)
     chunks = tuple(storage_chunks_of_region[a] for a in view.axes)
     name = f"{prefix}-{tokenize(view)}"
     return da.from_array(

@@ -27,6 +27,7 @@ from ..transforms import (
     chunked_warp,
     control_lattice,
     fused_source,
+    output_chunk_shape,
     plane_rotation,
     quaternion_rotation,
     source_box,
@@ -94,7 +95,9 @@ class DeformAugment(BatchFilter):
             ``transform_key`` holds zeros).
         rotation_axes (tuple of int, optional): spatial axes (0 = first spatial axis) to
             rotate in: two for a plane rotation, three for a 3D one. Default: all.
-        chunk_shape (int or tuple of int): output chunk size in voxels per spatial axis.
+        chunk_shape (int or tuple of int, optional): output chunk size in voxels per spatial
+            axis (default: an output of up to 8M voxels in one chunk, one task per array;
+            larger ones in chunks of 128 voxels per axis).
 
     Example:
         >>> raw = ArrayKey("RAW")
@@ -124,7 +127,7 @@ class DeformAugment(BatchFilter):
         graph_raster_voxel_size: Sequence[int] | None = None,
         p: float = 1.0,
         rotation_axes: Sequence[int] | None = None,
-        chunk_shape: int | Sequence[int] = 128,
+        chunk_shape: int | Sequence[int] | None = None,
     ) -> None:
         def fail(message: str):
             raise PipelineSetupError(f"DeformAugment: {message}")
@@ -307,9 +310,7 @@ class DeformAugment(BatchFilter):
         voxel_size = spec.voxel_size
         shape = tuple(spec.roi.shape / voxel_size)
         dims = len(shape)
-        chunk_shape = self.chunk_shape
-        if np.ndim(chunk_shape) == 0:
-            chunk_shape = (int(chunk_shape),) * dims
+        chunk_shape = output_chunk_shape(self.chunk_shape, shape)
         chunks = ((dims,), *normalize_chunks(tuple(chunk_shape), shape))
         if plan.transform is None:
             return da.zeros((dims, *shape), dtype=np.float32, chunks=chunks)

@@ -73,8 +73,9 @@ class ElasticAugment(BatchFilter):
             (points are always inverted exactly).
         recompute_missing_points (bool): likewise.
         p (float): probability of augmenting a batch at all.
-        chunk_shape (int or tuple of int): output chunk size in voxels per spatial axis
-            (default 128: for the seed request about as fast as 64 and less CPU time).
+        chunk_shape (int or tuple of int, optional): output chunk size in voxels per spatial
+            axis (default: an output of up to 8M voxels, such as the seed's 84x268x268 raw, in
+            one chunk, one task per array; larger ones in chunks of 128 voxels per axis).
 
     Example:
         >>> raw = ArrayKey("RAW")
@@ -104,7 +105,7 @@ class ElasticAugment(BatchFilter):
         use_fast_points_transform: bool = False,
         recompute_missing_points: bool = True,
         p: float = 1.0,
-        chunk_shape: int | Sequence[int] = 128,
+        chunk_shape: int | Sequence[int] | None = None,
     ) -> None:
         if len(rotation_interval) != 2 or len(scale_interval) != 2:
             raise PipelineSetupError(

@@ -19,9 +19,9 @@ class Hdf5Source(DatasetSource):
     them, voxel size 1 and offset 0. Leading axes beyond the voxel size's dimensions are
     channels.
 
-    Each request builds a dask array over the requested region only, one task per up to 2
-    HDF5 chunks per axis that it overlaps (one task for a contiguous dataset), named
-    ``hdf5-source-…``. Tasks carry the
+    Each request builds a dask array over the requested region only, in read tasks of whole
+    HDF5 chunks of up to 16 MiB (a batch-sized region: one task; one task for a contiguous
+    dataset), named ``hdf5-source-…``. Tasks carry the
     file name, not an h5py object: each process opens the file once (read-only), so the
     source works with the ``"sync"``, ``"threads"``, ``"processes"`` and ``distributed``
     schedulers. h5py serialises reads within a process; use processes for parallel reads.

@@ -1,6 +1,7 @@
 """``IntensityAugment``: random contrast (scale) and brightness (shift) of an intensity array.
 
-Lazy elementwise dask ops; the mean is a dask reduction, the parameters are seeded draws.
+Lazy elementwise dask ops; the mean is a dask reduction (or taken in the task of a one-block
+array), the parameters are seeded draws.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class IntensityAugment(BatchFilter):
     over the whole array (or each slab), then clipped to [0, 1] when ``clip``. With ``clip``,
     values outside [0, 1] are an error (raised when the batch is computed, as gunpowder checks
     them). Everything is lazy: the mean is a dask reduction, the rest one elementwise
-    ``map_blocks`` (tasks ``intensity-augment-…``).
+    ``map_blocks`` (tasks ``intensity-augment-…``); a one-block array (a batch-sized warp
+    output) or slab takes its mean in that same task.
 
     Args:
         array (ArrayKey): the intensity array to modify (float32 or float64).
@@ -126,13 +128,14 @@ class IntensityAugment(BatchFilter):
         name = f"{task_prefix(self.name())}-" + tokenize(
             data.name, slab, scales, shifts, self.clip
         )
-        if all(g == 1 for g in grid):
+        if all(g == 1 for g in grid) and data.npartitions > 1:
             augmented = da.map_blocks(
                 _scale_shift, data, data.mean(dtype=np.float64),
                 scale=float(scales.flat[0]), shift=float(shifts.flat[0]), clip=self.clip,
                 range_error=range_error, dtype=data.dtype, name=name,
             )
         else:
+            # One task per slab (its mean taken in the task), as for a one-block array.
             chunks = tuple(
                 (s,) * (n // s) + ((n % s,) if n % s else ())
                 for n, s in zip(data.shape, slab, strict=True)
@@ -175,17 +178,19 @@ def _scale_shift(block, mean, scale, shift, clip, range_error):
     # In the data's own precision, as gunpowder computes it (no float64 temporaries), in one
     # compiled pass: the numpy expression's bits, without its five temporaries.
     mean, scale, shift = (block.dtype.type(v) for v in (mean, scale, shift))
-    # Elementwise: a transposed block (SimpleAugment's views) is computed in memory order
-    # and transposed back, instead of being copied first.
-    order = tuple(int(a) for a in np.argsort(block.strides, kind="stable")[::-1])
+    # Elementwise: a mirrored or transposed block (SimpleAugment's views) is computed in
+    # memory order and mirrored and transposed back, instead of being copied first.
+    flips = tuple(slice(None, None, -1) if s < 0 else slice(None) for s in block.strides)
+    values = block[flips]
+    order = tuple(int(a) for a in np.argsort(values.strides, kind="stable")[::-1])
     inverse = tuple(int(a) for a in np.argsort(order))
-    values = block.transpose(order)
+    values = values.transpose(order)
     if not values.flags.c_contiguous:
-        values, order, inverse = np.ascontiguousarray(block), None, None
+        values, flips, order, inverse = np.ascontiguousarray(block), None, None, None
     result = np.empty(values.shape, dtype=block.dtype)
     if not scale_shift(values, mean, scale, shift, bool(clip), result):
         raise BatchError(range_error)
-    return result if order is None else result.transpose(inverse)
+    return result if order is None else result.transpose(inverse)[flips]
 
 
 def _scale_shift_slab(block, scales, shifts, clip, range_error, block_id=None):

@@ -24,11 +24,11 @@ class ZarrSource(DatasetSource):
     ``scale`` and ``translation`` of the spatial axes); without either, voxel size 1 and
     offset 0. Leading axes beyond the voxel size's dimensions are channels.
 
-    Each request builds a dask array over the requested region only, with one task per up to
-    2 storage chunks per axis that it overlaps (named ``zarr-source-…``; each storage chunk is
-    read by one task): the cost of a batch follows the batch, not
-    the volume, and a task reads nothing outside the request's chunks. ``dask_array(key)``
-    gives the whole dataset lazily.
+    Each request builds a dask array over the requested region only, in read tasks of whole
+    storage chunks of up to 16 MiB (a batch-sized region: one task, one zarr call; named
+    ``zarr-source-…``; each storage chunk is read by one task): the cost of a batch follows
+    the batch, not the volume, and a task reads nothing outside the request's chunks.
+    ``dask_array(key)`` gives the whole dataset lazily.
 
     Args:
         store (str, os.PathLike or zarr Store): path or URL of the zarr container, or a zarr

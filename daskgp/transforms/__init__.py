@@ -35,9 +35,11 @@ from ._elastic import (
 from ._points import invert_points, transform_sample, warp_locations
 from ._warp import (
     Normalization,
+    SourceBlocks,
     chunked_warp,
     fused_source,
     mark_normalized,
+    output_chunk_shape,
     sample,
     warp_block,
 )
@@ -49,6 +51,7 @@ __all__ = [
     "GridTransform",
     "KnotSampling",
     "Normalization",
+    "SourceBlocks",
     "chunked_warp",
     "contract",
     "control_lattice",
@@ -58,6 +61,7 @@ __all__ = [
     "mirror_index",
     "plane_rotation",
     "mark_normalized",
+    "output_chunk_shape",
     "quaternion_rotation",
     "sample",
     "section_shifts",

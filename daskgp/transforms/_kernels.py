@@ -58,8 +58,23 @@ def slab_coordinates(offset, matrix, positions0, positions1, positions2, active,
                         second[a, i2] = value
             base0 = offset[d] + matrix[d, 0] * positions0[i0]
             step = matrix[d, 2]
+            shift = shifts[i0, d] if shifted[d] else np.float32(0)
+            rel = relative[d]
             for i1 in range(n1):
                 base1 = base0 + matrix[d, 1] * positions1[i1]
+                if active[d] and index1.shape[1] == 4 and not shifted[d]:
+                    # The usual case (cubic taps, no shift) in one pass per row, which
+                    # vectorizes: the same operations per voxel, in the same order.
+                    t0, t1, t2, t3 = index1[i1, 0], index1[i1, 1], index1[i1, 2], index1[i1, 3]
+                    w0, w1, w2, w3 = weight1[i1, 0], weight1[i1, 1], weight1[i1, 2], weight1[i1, 3]
+                    for i2 in range(n2):
+                        value = second[t0, i2] * w0
+                        value += second[t1, i2] * w1
+                        value += second[t2, i2] * w2
+                        value += second[t3, i2] * w3
+                        target[i0, i1, i2] = (np.float32(base1 + step * positions2[i2])
+                                              + value) - rel
+                    continue
                 for i2 in range(n2):
                     row[i2] = np.float32(base1 + step * positions2[i2])
                 if active[d]:
@@ -72,8 +87,6 @@ def slab_coordinates(offset, matrix, positions0, positions1, positions2, active,
                             spline[i2] += second[tap, i2] * weight
                     for i2 in range(n2):
                         row[i2] = row[i2] + spline[i2]
-                shift = shifts[i0, d] if shifted[d] else np.float32(0)
-                rel = relative[d]
                 if shifted[d]:
                     for i2 in range(n2):
                         target[i0, i1, i2] = (row[i2] + shift) - rel
@@ -170,6 +183,17 @@ def trilinear(data, coordinates, out, factor=_ONE, normalize=False):
 
 
 @_jit
+def _round_to(t, low, high, unsigned):
+    """map_coordinates' rounding of a float64 result to an integer output type: half up
+    (unsigned: negatives to 0), half away from zero for signed, clipped to [low, high]."""
+    if unsigned:
+        t = t + 0.5 if t > 0 else 0.0
+    else:
+        t = t + 0.5 if t > 0 else t - 0.5
+    return min(max(t, low), high)
+
+
+@_jit
 def bilinear_integer_section(image, rows, columns, out):
     """Bilinear interpolation of an integer 2D ``image`` into integer ``out``, as
     ``map_coordinates(order=1, mode="constant")`` computes it: corner terms
@@ -194,11 +218,47 @@ def bilinear_integer_section(image, rows, columns, out):
             t += image[a1, b2] * (1.0 - f1) * f2
             t += image[b1, a2] * f1 * (1.0 - f2)
             t += image[b1, b2] * f1 * f2
-            if unsigned:
-                t = t + 0.5 if t > 0 else 0.0
-            else:
-                t = t + 0.5 if t > 0 else t - 0.5
-            out[i1, i2] = min(max(t, low), high)
+            out[i1, i2] = _round_to(t, low, high, unsigned)
+
+
+@_jit
+def trilinear_integer(data, coordinates, out):
+    """Trilinear interpolation of an integer 3D ``data`` at ``coordinates`` into integer
+    ``out``, as ``map_coordinates(order=1, mode="constant")`` computes it: the 8 corner terms
+    ``value * weight0 * weight1 * weight2`` summed in C order in float64, then rounded as
+    there (``bilinear_integer_section``'s rule); 0 outside ``[0, size - 1]``. Tile by tile."""
+    s0, s1, s2 = data.shape
+    n0, n1, n2 = out.shape
+    info = np.iinfo(out.dtype)
+    low, high = np.float64(info.min), np.float64(info.max)
+    unsigned = info.min == 0
+    for t1 in range(0, n1, _TILE):
+        for t2 in range(0, n2, _TILE):
+            for i0 in range(n0):
+                for i1 in range(t1, min(t1 + _TILE, n1)):
+                    for i2 in range(t2, min(t2 + _TILE, n2)):
+                        c0 = np.float64(coordinates[0, i0, i1, i2])
+                        c1 = np.float64(coordinates[1, i0, i1, i2])
+                        c2 = np.float64(coordinates[2, i0, i1, i2])
+                        if not (c0 >= 0.0 and c0 <= s0 - 1 and c1 >= 0.0 and c1 <= s1 - 1
+                                and c2 >= 0.0 and c2 <= s2 - 1):
+                            out[i0, i1, i2] = 0
+                            continue
+                        a0, a1, a2 = math.floor(c0), math.floor(c1), math.floor(c2)
+                        f0, f1, f2 = c0 - a0, c1 - a1, c2 - a2
+                        b0, b1 = min(a0 + 1, s0 - 1), min(a1 + 1, s1 - 1)
+                        b2 = min(a2 + 1, s2 - 1)
+                        g0, g1, g2 = 1.0 - f0, 1.0 - f1, 1.0 - f2
+                        t = 0.0
+                        t += data[a0, a1, a2] * g0 * g1 * g2
+                        t += data[a0, a1, b2] * g0 * g1 * f2
+                        t += data[a0, b1, a2] * g0 * f1 * g2
+                        t += data[a0, b1, b2] * g0 * f1 * f2
+                        t += data[b0, a1, a2] * f0 * g1 * g2
+                        t += data[b0, a1, b2] * f0 * g1 * f2
+                        t += data[b0, b1, a2] * f0 * f1 * g2
+                        t += data[b0, b1, b2] * f0 * f1 * f2
+                        out[i0, i1, i2] = _round_to(t, low, high, unsigned)
 
 
 def remappable(image: np.ndarray) -> bool:
@@ -223,8 +283,8 @@ def bilinear(image: np.ndarray, rows: np.ndarray, columns: np.ndarray,
         >>> out.tolist()
         [[1.5]]
     """
-    if not image.flags.c_contiguous:
-        image = np.ascontiguousarray(image)
+    if image.strides[1] != image.itemsize or image.strides[0] < image.shape[1] * image.itemsize:
+        image = np.ascontiguousarray(image)  # OpenCV takes rows apart, not columns
     cv2.remap(image, columns, rows, cv2.INTER_LINEAR, dst=out,
               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
@@ -233,15 +293,17 @@ def bilinear(image: np.ndarray, rows: np.ndarray, columns: np.ndarray,
 def scale_shift(block, mean, scale, shift, clip, out):
     """``out = (block - mean) * scale + (mean + shift)`` in the block's precision, clipped to
     [0, 1] when ``clip``; one pass, the same arithmetic (and bits) as the numpy expression.
-    Returns False (``out`` incomplete) when ``clip`` and a value lies outside [0, 1]."""
+    Returns False when ``clip`` and a value lies outside [0, 1] (``out`` is then not to be
+    used). Branch-free, so that the loop vectorizes."""
     values, result = block.ravel(), out.ravel()
     offset = mean + shift
+    if not clip:
+        for i in range(values.shape[0]):
+            result[i] = (values[i] - mean) * scale + offset
+        return True
+    outside = 0
     for i in range(values.shape[0]):
         value = values[i]
-        if clip and (value < 0 or value > 1):
-            return False
-        value = (value - mean) * scale + offset
-        if clip:
-            value = min(max(value, 0), 1)
-        result[i] = value
-    return True
+        outside |= (value < 0) | (value > 1)
+        result[i] = min(max((value - mean) * scale + offset, 0), 1)
+    return outside == 0

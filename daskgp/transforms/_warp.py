@@ -1,13 +1,16 @@
 """Chunk-wise warp of a dask array: one task per output chunk, reading its own source box.
 
 Each task evaluates the transform for its own voxels, a few output sections at a time, and
-interpolates (``_kernels``) from the slice of the source that its box (computed halo) covers;
-the chunks are assembled with ``da.block``. ``sample`` is the scipy reference.
+interpolates (``_kernels``) from the source blocks that its box (computed halo) overlaps,
+read section by section (``SourceBlocks``: no copy of the box where sections suffice). A
+batch-sized output is one chunk (``output_chunk_shape``); more are assembled with
+``da.block``. ``sample`` is the scipy reference.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -32,6 +35,7 @@ from ._kernels import (
     nearest_section,
     remappable,
     trilinear,
+    trilinear_integer,
 )
 
 
@@ -156,8 +160,94 @@ _KERNEL_KINDS = "biuf"
 _GROUP_VOXELS = 2**17
 
 
+class SourceBlocks:
+    """The source box ``[box_begin, box_end)`` of a warp task, as the blocks that hold it.
+
+    ``blocks`` lists the blocks of a grid in C order over the spatial block axes (leading
+    axes whole); ``block_begins[d]`` gives the first voxel of each block along ``d`` (in any
+    common frame, e.g. grid voxels). The warp reads the blocks directly, one source section at
+    a time (``section``: a view where the section lies in one block, else its parts gathered,
+    normalized on the way), and assembles the whole box (``box``) only where it samples in 3D.
+
+    Example:
+        >>> blocks = [np.arange(6).reshape(2, 3), np.arange(6, 12).reshape(2, 3)]
+        >>> SourceBlocks(blocks, [[0], [0, 3]], (0, 1), (2, 5)).box()
+        array([[ 1,  2,  6,  7],
+               [ 4,  5,  9, 10]])
+    """
+
+    def __init__(self, blocks: Sequence[np.ndarray], block_begins: Sequence[Sequence[int]],
+                 box_begin: Sequence[int], box_end: Sequence[int]) -> None:
+        self.dims = len(box_begin)
+        grid = np.empty(len(blocks), dtype=object)
+        grid[:] = list(blocks)
+        self.grid = grid.reshape([len(b) for b in block_begins])
+        self.block_begins = [list(b) for b in block_begins]
+        self.box_begin = tuple(int(b) for b in box_begin)
+        self.box_end = tuple(int(e) for e in box_end)
+        first = self.grid.flat[0]
+        self.dtype = first.dtype
+        self.leading = first.shape[: first.ndim - self.dims]
+        self.shape = self.leading + tuple(e - b for b, e in zip(self.box_begin, self.box_end,
+                                                                strict=True))
+        # Per spatial axis and block: (slice in the block, slice in the box) of the overlap.
+        self._parts = []
+        for d in range(self.dims):
+            parts = []
+            for i, begin in enumerate(self.block_begins[d]):
+                index = [0] * self.dims
+                index[d] = i
+                end = begin + self.grid[tuple(index)].shape[len(self.leading) + d]
+                low, high = max(begin, self.box_begin[d]), min(end, self.box_end[d])
+                parts.append((slice(low - begin, high - begin),
+                              slice(low - self.box_begin[d], high - self.box_begin[d])))
+            self._parts.append(parts)
+
+    @classmethod
+    def of(cls, source: np.ndarray, dims: int) -> SourceBlocks:
+        """One block: the whole of ``source`` (its last ``dims`` axes spatial)."""
+        return cls([source], [[0]] * dims, (0,) * dims, source.shape[source.ndim - dims:])
+
+    def box(self) -> np.ndarray:
+        """The whole box: a view if it lies in one block, else its parts copied together."""
+        if self.grid.size == 1:
+            return self.grid.flat[0][(Ellipsis, *(p[0][0] for p in self._parts))]
+        box = np.empty(self.shape, dtype=self.dtype)
+        for index in itertools.product(*(range(len(p)) for p in self._parts)):
+            block = self.grid[index]
+            parts = [self._parts[d][i] for d, i in enumerate(index)]
+            box[(Ellipsis, *(p[1] for p in parts))] = block[(Ellipsis, *(p[0] for p in parts))]
+        return box
+
+    def section(self, channel: int, z: int, normalization: Normalization | None = None,
+                buffer: np.ndarray | None = None) -> np.ndarray:
+        """Section ``z`` (of the box, first spatial axis) of a 3-axis box, in ``channel``
+        (index into the flattened leading axes): a view of its block when it lies in one and
+        is not normalized; else its parts normalized or copied into ``buffer`` (of the
+        section's shape and the output dtype; allocated if None)."""
+        first = np.searchsorted(self.block_begins[0], self.box_begin[0] + z, side="right") - 1
+        offset = self.box_begin[0] + z - self.block_begins[0][first]
+        channel_index = np.unravel_index(channel, self.leading) if self.leading else ()
+        rows, columns = self._parts[1], self._parts[2]
+        if normalization is None and len(rows) == 1 and len(columns) == 1:
+            block = self.grid[first, 0, 0]
+            return block[(*channel_index, offset, rows[0][0], columns[0][0])]
+        if buffer is None:
+            dtype = self.dtype if normalization is None else np.dtype(normalization.dtype)
+            buffer = np.empty(self.shape[-2:], dtype=dtype)
+        for i, (block_rows, box_rows) in enumerate(rows):
+            for j, (block_columns, box_columns) in enumerate(columns):
+                part = self.grid[first, i, j][(*channel_index, offset, block_rows,
+                                               block_columns)]
+                if normalization is None:
+                    buffer[box_rows, box_columns] = part
+                else:
+                    normalization.apply(part, buffer[box_rows, box_columns])
+        return buffer
+
+
 def warp_block(
-    source: np.ndarray,
+    source: np.ndarray | SourceBlocks,
     transform: ElasticTransform,
     out_begin: Sequence[int],
     out_shape: Sequence[int],
@@ -167,15 +257,16 @@ def warp_block(
 ) -> np.ndarray:
     """Warp one block: the output voxels ``[out_begin, out_begin + out_shape)`` of the grid.
 
-    ``source`` holds the source voxels from ``source_begin`` (grid voxels) on; leading axes
-    (channels) share the transform. ``normalization`` scales the source values on the fly
-    (a fused ``Normalize``). The coordinates are evaluated one output section at a time
-    (``CoordinateSlabs``), never for the whole block; where a section samples one source
-    section (rotation in the last two axes, no jitter or scale in the first) it is one 2D
-    interpolation, with OpenCV's ``remap`` (order 1), else the compiled trilinear kernel;
-    order 0 picks the nearest voxel exactly for any dtype. Equal to ``sample`` (scipy's
-    ``map_coordinates``) on ``source_coordinates``: exactly for order 0, to float32 rounding
-    for order 1.
+    ``source`` (an array, or the ``SourceBlocks`` that hold it) holds the source voxels from
+    ``source_begin`` (grid voxels) on; leading axes (channels) share the transform.
+    ``normalization`` scales the source values on the fly (a fused ``Normalize``). The
+    coordinates are evaluated a few output sections at a time (``CoordinateSlabs``), never
+    for the whole block; where a section samples one source section (rotation in the last two
+    axes, no jitter or scale in the first) it is one 2D interpolation of that section, read
+    from its blocks directly (OpenCV's ``remap`` for order 1), else the compiled trilinear
+    kernel samples the assembled box; order 0 picks the nearest voxel exactly for any dtype.
+    Equal to ``sample`` (scipy's ``map_coordinates``) on ``source_coordinates``: exactly for
+    order 0, to float32 rounding for order 1.
 
     Example:
         >>> t = ElasticTransform((3, 3), rotation=np.pi / 2)
@@ -185,21 +276,31 @@ def warp_block(
                [0., 3., 6.]])
     """
     dims = transform.dims
+    if not isinstance(source, SourceBlocks):
+        source = SourceBlocks.of(source, dims)
     out_shape = tuple(int(s) for s in out_shape)
-    leading = source.shape[: source.ndim - dims]
-    channels = source.reshape((-1,) + source.shape[source.ndim - dims:])
+    leading = source.leading
     dtype = source.dtype if normalization is None else np.dtype(normalization.dtype)
-    out = np.empty((channels.shape[0], *out_shape), dtype=dtype)
-    if dims in (2, 3) and source.dtype.kind in _KERNEL_KINDS:
-        if dims == 2:
-            # One section: (2, 1, rows, columns) coordinates, as _sample_section takes them.
-            slabs = CoordinateSlabs(transform, out_begin, out_shape, source_begin)
-            coordinates = slabs.evaluate(0, out_shape[0])[:, None]
-            for c in range(channels.shape[0]):
-                _sample_section(channels[c], coordinates, out[c], order, normalization)
+    out = np.empty((math.prod(leading), *out_shape), dtype=dtype)
+    if dims == 3 and source.dtype.kind in _KERNEL_KINDS:
+        slabs = CoordinateSlabs(transform, out_begin, out_shape, source_begin)
+        if slabs.planar:
+            _warp_planar(source, slabs, out_shape, order, normalization, out)
         else:
-            _warp_sections(channels, transform, out_begin, out_shape, source_begin, order,
-                           normalization, out)
+            _warp_volume(source.box(), slabs, out_shape, order, normalization, out)
+        return out.reshape(leading + out_shape)
+    channels = source.box()
+    channels = channels.reshape((-1,) + channels.shape[channels.ndim - dims:])
+    if dims == 2 and source.dtype.kind in _KERNEL_KINDS:
+        # One section: (2, 1, rows, columns) coordinates, as _sample_section takes them.
+        slabs = CoordinateSlabs(transform, out_begin, out_shape, source_begin)
+        coordinates = slabs.evaluate(0, out_shape[0])[:, None]
+        for c in range(channels.shape[0]):
+            image = channels[c]
+            if normalization is not None and order == 1:
+                image = normalization.apply(image)
+            _sample_section(image, coordinates[0, 0], coordinates[1, 0], out[c], order,
+                            None if order == 1 else normalization)
         return out.reshape(leading + out_shape)
     coordinates = source_coordinates(transform, out_begin, out_shape, relative_to=source_begin)
     for c in range(channels.shape[0]):
@@ -208,40 +309,56 @@ def warp_block(
     return out.reshape(leading + out_shape)
 
 
-def _warp_sections(channels, transform, out_begin, out_shape, source_begin, order,
-                   normalization, out) -> None:
-    """``warp_block`` of a 3-axis transform, one output section at a time."""
-    slabs = CoordinateSlabs(transform, out_begin, out_shape, source_begin)
-    sections = channels.shape[1]
-    if slabs.planar:
-        # Sections in groups of about _GROUP_VOXELS: few kernel calls, a cache-sized buffer.
-        group = max(1, min(out_shape[0], _GROUP_VOXELS // max(1, out_shape[1] * out_shape[2])))
-        planar = np.empty((2, group, *out_shape[1:]), dtype=np.float32)
-        source_sections = slabs.sections()
-        for first in range(0, out_shape[0], group):
-            count = min(group, out_shape[0] - first)
-            slabs.planar_slab(first, planar[:, :count])
-            for j in range(count):
-                i, z = first + j, float(source_sections[first + j])
-                if z.is_integer():
-                    z = int(z)
-                    for c in range(channels.shape[0]):
-                        if 0 <= z < sections:
-                            _sample_section(channels[c, z], planar[:, j:j + 1], out[c, i],
-                                            order, normalization)
-                        else:
-                            out[c, i] = 0
-                    continue
+def _warp_planar(source: SourceBlocks, slabs: CoordinateSlabs, out_shape, order,
+                 normalization, out) -> None:
+    """``warp_block`` of a ``planar`` 3-axis box: each output section from one source section
+    (read from the blocks, normalized once per section for order 1), or, where its section
+    coordinate is fractional (scale), from two."""
+    sections = source.shape[-3]
+    # Sections in groups of about _GROUP_VOXELS: few kernel calls, a cache-sized buffer.
+    group = max(1, min(out_shape[0], _GROUP_VOXELS // max(1, out_shape[1] * out_shape[2])))
+    planar = np.empty((2, group, *out_shape[1:]), dtype=np.float32)
+    buffer = None
+    if order == 1 and normalization is not None:
+        buffer = np.empty(source.shape[-2:], dtype=np.dtype(normalization.dtype))
+    source_sections = slabs.sections()
+    volume = None
+    for first in range(0, out_shape[0], group):
+        count = min(group, out_shape[0] - first)
+        slabs.planar_slab(first, planar[:, :count])
+        for j in range(count):
+            i, z = first + j, float(source_sections[first + j])
+            if not z.is_integer():
                 # A fractional section coordinate (scale): interpolate between two sections.
-                coordinates = slabs.evaluate(i, 1)
-                _sample_volume(channels, coordinates, out[:, i:i + 1], order, normalization)
-        return
+                if volume is None:
+                    volume = source.box()
+                    volume = volume.reshape((-1,) + volume.shape[volume.ndim - 3:])
+                _sample_volume(volume, slabs.evaluate(i, 1), out[:, i:i + 1], order,
+                               normalization)
+                continue
+            z = int(z)
+            for c in range(out.shape[0]):
+                if not 0 <= z < sections:
+                    out[c, i] = 0
+                    continue
+                if order == 1:
+                    image = source.section(c, z, normalization, buffer)
+                    _sample_section(image, planar[0, j], planar[1, j], out[c, i], 1, None)
+                else:
+                    _sample_section(source.section(c, z), planar[0, j], planar[1, j],
+                                    out[c, i], 0, normalization)
+
+
+def _warp_volume(box: np.ndarray, slabs: CoordinateSlabs, out_shape, order, normalization,
+                 out) -> None:
+    """``warp_block`` of a 3-axis box whose sections sample several source sections: the
+    trilinear or nearest kernel on the assembled box, a group of sections at a time."""
+    volumes = box.reshape((-1,) + box.shape[box.ndim - 3:])
     group = max(1, min(out_shape[0], _GROUP_VOXELS // max(1, out_shape[1] * out_shape[2])))
     coordinates = np.empty((3, group, *out_shape[1:]), dtype=np.float32)
-    volumes = channels
-    if normalization is not None and order == 1 and not normalization.in_kernel(channels):
+    if normalization is not None and order == 1 and not normalization.in_kernel(volumes):
         # Sections are read in any order: normalize the box once.
-        volumes = normalization.apply(channels)
+        volumes = normalization.apply(volumes)
         normalization = None
     for first in range(0, out_shape[0], group):
         count = min(group, out_shape[0] - first)
@@ -250,9 +367,10 @@ def _warp_sections(channels, transform, out_begin, out_shape, source_begin, orde
                        normalization)
 
 
-def _sample_section(image, coordinates, out, order, normalization) -> None:
-    """One output section from one source section; ``coordinates`` ``(2, 1, *out.shape)``."""
-    rows, columns = coordinates[0, 0], coordinates[1, 0]
+def _sample_section(image, rows, columns, out, order, normalization) -> None:
+    """One output section from one source section (2D ``image``); ``rows`` and ``columns``
+    (float32, of ``out``'s shape) are the coordinates. For order 1 ``image`` comes
+    normalized (``normalization`` None); order 0 normalizes the picked values."""
     if order == 0:
         if normalization is None:
             nearest_section(image, rows, columns, out)
@@ -261,14 +379,12 @@ def _sample_section(image, coordinates, out, order, normalization) -> None:
             nearest_section(image, rows, columns, picked)
             normalization.apply(picked, out)
         return
-    if normalization is not None:
-        image = normalization.apply(image)
     if remappable(image):
         bilinear(image, rows, columns, out)
     elif image.dtype.kind in "iu" and out.dtype == image.dtype:
         bilinear_integer_section(image, rows, columns, out)
     else:
-        ndimage.map_coordinates(image, coordinates[:, 0], output=out, order=1,
+        ndimage.map_coordinates(image, np.stack([rows, columns]), output=out, order=1,
                                 mode="constant", cval=0, prefilter=False)
 
 
@@ -289,6 +405,8 @@ def _sample_volume(volumes, coordinates, out, order, normalization) -> None:
         volume = volumes[c] if normalization is None else normalization.apply(volumes[c])
         if volume.dtype.kind == "f" and volume.dtype.itemsize >= 4:
             trilinear(volume, coordinates, out[c])
+        elif volume.dtype.kind in "iu" and out.dtype == volume.dtype:
+            trilinear_integer(volume, coordinates, out[c])
         else:
             ndimage.map_coordinates(volume, coordinates, output=out[c], order=1,
                                     mode="constant", cval=0, prefilter=False)
@@ -306,42 +424,39 @@ def _block_span(starts: np.ndarray, begin: int, end: int) -> tuple[int, int]:
     return first, last
 
 
-def _assemble(blocks, block_begins, box_begin, box_end) -> np.ndarray:
-    """The box ``[box_begin, box_end)`` of the spatial axes, cut from a grid of blocks.
-
-    ``blocks`` lists the blocks of the grid in C order over the spatial block axes (leading
-    axes whole), and ``block_begins[d]`` gives the first voxel of each block along ``d``. A
-    box inside one block is a view; otherwise the overlapping parts are copied.
-    """
-    dims = len(box_begin)
-    flat = np.empty(len(blocks), dtype=object)
-    flat[:] = list(blocks)
-    flat = flat.reshape([len(b) for b in block_begins])
-    first = flat.flat[0]
-    leading = first.shape[: first.ndim - dims]
-    if flat.size == 1:
-        slices = tuple(slice(b - o[0], e - o[0]) for b, e, o in zip(box_begin, box_end,
-                                                                    block_begins, strict=True))
-        return first[(Ellipsis, *slices)]
-    box = np.empty(leading + tuple(e - b for b, e in zip(box_begin, box_end, strict=True)),
-                   dtype=first.dtype)
-    for index in itertools.product(*(range(len(b)) for b in block_begins)):
-        block = flat[index]
-        source_slices, box_slices = [], []
-        for d, i in enumerate(index):
-            begin = block_begins[d][i]
-            end = begin + block.shape[block.ndim - dims + d]
-            low, high = max(begin, box_begin[d]), min(end, box_end[d])
-            source_slices.append(slice(low - begin, high - begin))
-            box_slices.append(slice(low - box_begin[d], high - box_begin[d]))
-        box[(Ellipsis, *box_slices)] = block[(Ellipsis, *source_slices)]
-    return box
-
-
 def _warp_from_blocks(block_begins, box_begin, box_end, transform, out_begin, out_shape, order,
                       normalization, *blocks):
-    source = _assemble(blocks, block_begins, box_begin, box_end)
+    source = SourceBlocks(blocks, block_begins, box_begin, box_end)
     return warp_block(source, transform, out_begin, out_shape, box_begin, order, normalization)
+
+
+# Outputs of up to this many voxels are warped by one task (the seed's raw, 84x268x268, has
+# 6M): no output chunks to assemble, each source section read and normalized once, few tasks.
+# Larger outputs go in chunks of _CHUNK voxels per axis.
+_BLOCK_VOXELS = 1 << 23
+_CHUNK = 128
+
+
+def output_chunk_shape(chunk_shape: Sequence[int] | int | None,
+                       out_shape: Sequence[int]) -> tuple[int, ...]:
+    """The output chunks of a warp of ``out_shape`` voxels: ``chunk_shape`` per axis if
+    given (an int for every axis), else the whole output up to ``_BLOCK_VOXELS`` voxels and
+    ``_CHUNK`` voxels per axis beyond.
+
+    Example:
+        >>> output_chunk_shape(None, (84, 268, 268)), output_chunk_shape(None, (300, 300, 300))
+        ((84, 268, 268), (128, 128, 128))
+        >>> output_chunk_shape(16, (84, 268, 268))
+        (16, 16, 16)
+    """
+    dims = len(out_shape)
+    if chunk_shape is None:
+        if math.prod(out_shape) <= _BLOCK_VOXELS:
+            return tuple(max(1, int(s)) for s in out_shape)
+        chunk_shape = _CHUNK
+    if isinstance(chunk_shape, (int, np.integer)):
+        chunk_shape = (int(chunk_shape),) * dims
+    return tuple(int(c) for c in chunk_shape)
 
 
 def chunked_warp(
@@ -351,7 +466,7 @@ def chunked_warp(
     out_begin: Sequence[int],
     out_shape: Sequence[int],
     order: int,
-    chunk_shape: Sequence[int] | int = 64,
+    chunk_shape: Sequence[int] | int | None = None,
     name: str = "warp",
     node_name: str | None = None,
     normalization: Normalization | None = None,
@@ -374,7 +489,8 @@ def chunked_warp(
         out_begin (tuple of int): first output voxel, in grid voxels.
         out_shape (tuple of int): output voxels per spatial axis.
         order (int): 1 (linear) or 0 (nearest).
-        chunk_shape (int or tuple of int): output chunk size per spatial axis.
+        chunk_shape (int or tuple of int, optional): output chunk size per spatial axis;
+            None: one chunk up to ``_BLOCK_VOXELS`` voxels (``output_chunk_shape``).
         name (str): prefix of the task names.
         node_name (str, optional): name of the node, for errors raised inside tasks.
         normalization (Normalization, optional): a ``Normalize`` of the source fused into
@@ -390,9 +506,7 @@ def chunked_warp(
     out_begin = tuple(int(b) for b in out_begin)
     out_shape = tuple(int(s) for s in out_shape)
     source_begin = tuple(int(b) for b in source_begin)
-    if isinstance(chunk_shape, (int, np.integer)):
-        chunk_shape = (int(chunk_shape),) * dims
-    chunk_shape = tuple(int(c) for c in chunk_shape)
+    chunk_shape = output_chunk_shape(chunk_shape, out_shape)
     if order not in (0, 1):
         raise ValueError(f"order must be 0 or 1, got {order}")
     if len(chunk_shape) != dims or min(chunk_shape) < 1:
@@ -427,7 +541,11 @@ def chunked_warp(
     for number, index in enumerate(itertools.product(*(range(len(r)) for r in ranges))):
         chunk_begin = tuple(ranges[d][i][0] for d, i in enumerate(index))
         chunk_size = tuple(ranges[d][i][1] for d, i in enumerate(index))
-        box_begin, box_end = source_box(transform, chunk_begin, chunk_size)
+        if chunks.size == 1:
+            # The whole output: its exact box (planned upstream, cached on the transform).
+            box_begin, box_end = tight_source_box(transform, out_begin, out_shape)
+        else:
+            box_begin, box_end = source_box(transform, chunk_begin, chunk_size)
         if any(b < sb for b, sb in zip(box_begin, source_begin, strict=True)) or any(
             e > se for e, se in zip(box_end, source_end, strict=True)
         ):
@@ -457,4 +575,4 @@ def chunked_warp(
             task, shape=leading + chunk_size, dtype=dtype,
             name=f"{name}-block-{token}-{number}",
         )
-    return da.block(chunks.tolist())
+    return chunks.flat[0] if chunks.size == 1 else da.block(chunks.tolist())

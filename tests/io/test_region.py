@@ -1,4 +1,5 @@
-"""Lazy region reads: chunks aligned to storage (2 per axis a task), axes moved lazily."""
+"""Lazy region reads: tasks of whole storage chunks within a byte budget (one for a batch-sized
+region), axes moved lazily."""
 
 from __future__ import annotations
 
@@ -42,31 +43,52 @@ def test_storage_aligned_chunks(start, stop, chunks, expected):
     assert storage_aligned_chunks(start, stop, chunks) == expected
 
 
-def test_each_storage_chunk_is_read_by_one_task_of_up_to_two_per_axis():
+def test_a_region_within_the_read_budget_is_one_read_call():
     data = position_data((20, 30, 40))
     reader = RecordingReader(data, (8, 16, 16))
-    start, stop = (3, 10, 0), (19, 30, 33)
-    region = read_region(reader, start, stop, (0, 1, 2), data.dtype, reader.chunks,
-                         "zarr-source")
+    region = read_region(reader, (3, 10, 0), (19, 30, 33), (0, 1, 2), data.dtype,
+                         reader.chunks, "zarr-source")
 
     assert reader.reads == []  # building reads nothing
     np.testing.assert_array_equal(region.compute(scheduler="sync"), data[3:19, 10:30, 0:33])
-    # Storage chunks overlapped: 3 x 2 x 3, read in tasks of up to 2 per axis: 2 x 1 x 2.
-    assert region.chunks == ((13, 3), (20,), (32, 1))
-    assert len(reader.reads) == region.npartitions == 2 * 1 * 2
+    assert region.chunks == ((16,), (20,), (33,))
+    assert reader.reads == [(slice(3, 19), slice(10, 30), slice(0, 33))]
+    (optimized,) = dask.optimize(region)
+    assert len(dict(optimized.__dask_graph__())) == 1
+
+
+def _read_chunk_indices(selection, chunks):
+    first = [s.start // c for s, c in zip(selection, chunks, strict=True)]
+    last = [(s.stop - 1) // c for s, c in zip(selection, chunks, strict=True)]
+    return list(itertools.product(*(range(f, la + 1) for f, la in zip(first, last,
+                                                                       strict=True))))
+
+
+@pytest.mark.parametrize("budget", [1, 16 * 16 * 8 * 8, 16 * 32 * 8 * 8])
+def test_larger_regions_are_read_in_tasks_of_whole_storage_chunks_within_the_budget(
+        monkeypatch, budget):
+    from daskgp.io import region as region_module
+
+    monkeypatch.setattr(region_module, "_READ_BYTES", budget)
+    monkeypatch.setattr(region_module.grouped_chunks, "__defaults__", (budget,))
+    data = position_data((20, 30, 40))
+    reader = RecordingReader(data, (8, 16, 16))
+    region = read_region(reader, (3, 10, 0), (19, 30, 33), (0, 1, 2), data.dtype,
+                         reader.chunks, "zarr-source")
+
+    np.testing.assert_array_equal(region.compute(scheduler="sync"), data[3:19, 10:30, 0:33])
+    assert len(reader.reads) == region.npartitions > 1
     read_chunks = []
     for selection in reader.reads:
-        first_chunk = [s.start // c for s, c in zip(selection, (8, 16, 16), strict=True)]
-        last_chunk = [(s.stop - 1) // c for s, c in zip(selection, (8, 16, 16), strict=True)]
-        assert all(last - first < 2 for first, last in zip(first_chunk, last_chunk,
-                                                           strict=True))
-        read_chunks += itertools.product(*(range(first, last + 1) for first, last in
-                                           zip(first_chunk, last_chunk, strict=True)))
+        shape = [s.stop - s.start for s in selection]
+        # Within the budget, or a single storage chunk (the smallest task there is).
+        indices = _read_chunk_indices(selection, (8, 16, 16))
+        assert np.prod(shape) * data.itemsize <= budget or len(indices) == 1
+        read_chunks += indices
     assert sorted(read_chunks) == sorted(set(read_chunks))  # no storage chunk read twice
-    assert len(read_chunks) == 3 * 2 * 3
-    assert region.name.startswith("zarr-source-")
-    (optimized,) = dask.optimize(region)
-    assert len(dict(optimized.__dask_graph__())) == 4
+    assert len(read_chunks) == 3 * 2 * 3  # the storage chunks the region overlaps
+    if budget == 1:
+        assert region.chunks == ((5, 8, 3), (6, 14), (16, 16, 1))  # one task per chunk
 
 
 def test_axes_permutation_moves_trailing_channels_first():
@@ -75,7 +97,7 @@ def test_axes_permutation_moves_trailing_channels_first():
     region = read_region(reader, (1, 2, 0), (4, 6, 3), (2, 0, 1), data.dtype, reader.chunks,
                          "hdf5-source")
     assert region.shape == (3, 3, 4)
-    assert region.chunks == ((3,), (3,), (4,))  # 2 storage chunks per axis in one task
+    assert region.chunks == ((3,), (3,), (4,))  # the whole region in one task
     np.testing.assert_array_equal(region.compute(scheduler="sync"),
                                   np.moveaxis(data[1:4, 2:6], -1, 0))
 

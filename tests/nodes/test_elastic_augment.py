@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import dask.array as da
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -78,12 +79,12 @@ def test_identity_parameters_give_the_identity():
     assert batch[RAW].spec.roi == request[RAW].roi and batch[GT].spec.roi == request[GT].roi
 
 
-@pytest.mark.parametrize("chunk_shape", [(3, 7, 5), (1, 64, 64), (8, 16, 32)])
+@pytest.mark.parametrize("chunk_shape", [(3, 7, 5), (1, 64, 64), (8, 16, 32), None])
 def test_bit_identical_for_any_output_chunking(chunk_shape):
     raw, labels = raw_data(), position_data(SHAPE, dtype=np.uint64)
     request = request_for(seed=3, RAW=(8, 40, 40), GT=(4, 16, 16))
     batches = [run(sources(RAW=raw, GT=labels) + elastic(chunk_shape=c), request)
-               for c in (64, chunk_shape)]
+               for c in ((2, 9, 40), chunk_shape)]
     for key in (RAW, GT):
         assert np.array_equal(batches[0][key].data, batches[1][key].data)
     assert not np.array_equal(batches[0][RAW].data, crop(raw, request[RAW].roi))
@@ -252,3 +253,27 @@ def test_different_voxel_sizes_are_an_error():
     request[GT] = gp.ArraySpec(roi=Roi((8, 16, 16), (8, 16, 16)))
     with pytest.raises(gp.BatchRequestError, match="same voxel size"):
         run(pipeline + elastic(), request)
+
+
+def test_a_batch_sized_output_is_one_task_per_array_reading_the_source_blocks_directly():
+    import dask
+
+    raw = raw_data()
+    # The source in blocks smaller than the box: the warp reads its sections from them.
+    source = array_source(RAW, da.from_array(raw, chunks=(4, 24, 24)), voxel_size=VOXEL)
+    request = request_for(seed=5, RAW=(8, 40, 40))
+    node = gp.ElasticAugment([2, 10, 10], [0, 2, 2], [0, math.pi / 2])
+    with gp.build(source + node, scheduler="sync") as p:
+        lazy = p.request_lazy_batch(request)
+        (optimized,) = dask.optimize(lazy[RAW].data)
+        batch = lazy.compute(scheduler="sync")
+    assert lazy[RAW].data.numblocks == (1, 1, 1)
+    names = [str(key[0] if isinstance(key, tuple) else key)
+             for key in dict(optimized.__dask_graph__())]
+    # The warp task, the output block (an alias of it) and the transform, besides the
+    # source's tasks.
+    assert len([n for n in names if n.startswith("elastic-augment-")]) == 3
+    chunked = run(array_source(RAW, raw, voxel_size=VOXEL)
+                  + gp.ElasticAugment([2, 10, 10], [0, 2, 2], [0, math.pi / 2],
+                                      chunk_shape=(3, 7, 5)), request)
+    assert np.array_equal(batch[RAW].data, chunked[RAW].data)

@@ -174,3 +174,23 @@ def test_z_section_wise_false_with_a_slab_is_the_slab():
     assert not np.array_equal(out, data)
     with pytest.raises(gp.PipelineSetupError, match="mutually exclusive"):
         gp.IntensityAugment(RAW, 0.5, 1.5, -0.1, 0.1, z_section_wise=True, slab=(2, -1, -1))
+
+
+@pytest.mark.parametrize("view", ["contiguous", "mirrored", "transposed", "both", "strided"])
+def test_mirrored_and_transposed_blocks_give_the_numpy_expressions_bits(view):
+    from daskgp.nodes.intensity_augment import _scale_shift
+
+    data = np.random.default_rng(3).random((5, 6, 7)).astype(np.float32)
+    block = {"contiguous": data, "mirrored": data[::-1, :, ::-1],
+             "transposed": data.transpose(0, 2, 1),
+             "both": data[:, ::-1].transpose(0, 2, 1)[::-1],
+             "strided": data[::2]}[view]
+    mean, scale, shift = np.float32(0.45), np.float32(1.1), np.float32(0.05)
+    expected = np.clip((block - mean) * scale + (mean + shift), 0, 1)
+    result = _scale_shift(block, mean, scale, shift, True, "outside")
+    assert result.shape == block.shape
+    assert np.array_equal(result, expected)
+    block = block.copy()
+    block[1, 2, 3] = -0.5
+    with pytest.raises(gp.BatchError, match="outside"):
+        _scale_shift(block, mean, scale, shift, True, "outside")

@@ -127,7 +127,12 @@ def test_metadata_defaults_and_array_specs_override(tmp_path):
                                   data[world_slices(roi, (0, 0, 0), VOXEL_SIZE)])
 
 
-def test_one_task_per_2x2x2_overlapping_storage_chunks_with_node_name(tmp_path):
+@pytest.mark.parametrize("budget", [None, 1])
+def test_read_tasks_of_whole_storage_chunks_with_node_name(tmp_path, monkeypatch, budget):
+    if budget is not None:  # a tiny read budget: one task per storage chunk
+        from daskgp.io import region
+
+        monkeypatch.setattr(region.grouped_chunks, "__defaults__", (budget,))
     data = position_data(SHAPE)
     store = write_zarr(tmp_path / "sample.zarr", "raw", data, CHUNKS, 3, GUNPOWDER_ATTRS)
     raw = gp.ArrayKey("RAW")
@@ -142,12 +147,17 @@ def test_one_task_per_2x2x2_overlapping_storage_chunks_with_node_name(tmp_path):
 
     (optimized,) = dask.optimize(first)
     graph = dict(optimized.__dask_graph__())
-    # 3 x 3 x 3 storage chunks overlapped, up to 2 per axis in one read task.
-    assert len(graph) == 2 * 2 * 2
+    # 3 x 3 x 3 storage chunks overlapped: within the read budget, one read task.
+    if budget is None:
+        assert len(graph) == 1
+        assert first.chunks == ((15,), (25,), (23,))
+        assert whole.numblocks == (1, 1, 1)
+    else:
+        assert len(graph) == 3 * 3 * 3
+        assert first.chunks == ((4, 8, 3), (6, 16, 3), (4, 16, 3))
+        assert whole.chunks[0] == (8, 8, 8) and whole.numblocks == (3, 3, 3)
     assert all(key[0].startswith("zarr-source-") for key in graph)
     assert first.name == again.name != other.name  # deterministic, region-specific tokens
-    assert first.chunks == ((12, 3), (22, 3), (20, 3))
-    assert whole.chunks[0] == (16, 8) and whole.numblocks == (2, 2, 2)
     np.testing.assert_array_equal(whole.compute(scheduler="sync"), data)
 
 

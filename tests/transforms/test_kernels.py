@@ -126,13 +126,16 @@ def test_uint64_labels_above_2_53_are_exact(kind):
     np.testing.assert_array_equal(result, expected * np.uint64(2**40) + np.uint64(2**60 + 1))
 
 
-@pytest.mark.parametrize("kind", ["planar", "misalign"])
+@pytest.mark.parametrize("kind", ["planar", "misalign", "jitter_z", "rotation_3d"])
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16])
 def test_linear_interpolation_of_integers_equals_map_coordinates_exactly(kind, dtype):
-    """Interpolatable integer arrays (a uint8 mask) round as map_coordinates does."""
-    transform = elastic(kind, 17)
+    """Interpolatable integer arrays (a uint8 mask) round as map_coordinates does, section by
+    section and (jittered sections, 3D rotations) with the trilinear integer kernel."""
+    transform = rotated_3d(17) if kind == "rotation_3d" else elastic(kind, 17)
     begin, data = source_for(transform, np.uint8, 18)
     data = data.astype(dtype)
+    if dtype == np.int16:
+        data -= 120  # negative values too
     warped = chunked_warp(da.from_array(data, chunks=(4, 20, 20)), begin, transform,
                           (0, 0, 0), SHAPE, order=1, chunk_shape=(5, 11, 13))
     np.testing.assert_array_equal(warped.compute(scheduler="sync"),

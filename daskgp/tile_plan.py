@@ -20,6 +20,7 @@ from .geometry import Coordinate
 from .io.blocks import ScanTiling, WriteBlocks
 from .io.checksums import combine
 from .io.translation import translated
+from .numpy_nodes import learned_outputs
 from .request import BatchRequest
 
 logger = logging.getLogger(__name__)
@@ -133,8 +134,18 @@ class TilePlanner:
         return tuple((str(key), tuple(owned[key].begin - shift), tuple(owned[key].shape))
                      for key in sorted(keys, key=str))
 
+    def _learned(self) -> int:
+        return sum(len(learned_outputs(node)) for node in self.pipeline.nodes()
+                   if not node.lazy)
+
     def _plan(self, index: tuple[int, ...]) -> TilePlan:
+        learned = self._learned()
         with recording_draws() as drawn:
+            tile, _ = self.scan.plan_tile(BatchRequest(), self.tiling, self.blocks, index)
+        if self._learned() != learned:
+            # A numpy node ran in the driver to learn its outputs' shapes and dtypes: the plan
+            # holds that tile's computed outputs, which a shift would not move. Plan it again,
+            # now lazily (the node's task runs for every tile).
             tile, _ = self.scan.plan_tile(BatchRequest(), self.tiling, self.blocks, index)
         self.plans_made += 1
         if not self._checked:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dask
-from dask._task_spec import Alias, Task, _execute_subgraph, convert_legacy_graph
+from dask._task_spec import Alias, Task, TaskRef, _execute_subgraph, convert_legacy_graph
 from dask.core import flatten
 from dask.order import order
 
@@ -89,16 +89,26 @@ def _inlined(graph: dict) -> dict:
         node = graph.get(key)
         return isinstance(node, Alias) and node.target == fused_key
 
+    def fused(node) -> bool:
+        """A fused task whose inputs are outer tasks, passed under their own keys."""
+        if not (isinstance(node, Task) and node.func is _execute_subgraph
+                and isinstance(node.args[0], dict)):
+            return False
+        inputs, passed = node.args[2], node.args[3:]
+        return len(inputs) == len(passed) and all(
+            isinstance(ref, TaskRef) and ref.key == k for k, ref in zip(inputs, passed,
+                                                                        strict=True))
+
     flat: dict = {}
     for key, node in graph.items():
-        if key in flat:  # an alias replaced by a subgraph's task
+        if key in flat:  # a subgraph's task took its place
             continue
-        if not (isinstance(node, Task) and node.func is _execute_subgraph
-                and isinstance(node.args[0], dict) and not node.args[2]):
+        if not fused(node):
             flat[key] = node
             continue
-        inner, out_key = node.args[0], node.args[1]
-        if any(k in graph and not aliases_of(k, key) for k in inner):
+        inner, out_key, inputs = node.args[0], node.args[1], node.args[2]
+        if any(k in inputs or ((k in flat or k in graph) and not aliases_of(k, key))
+               for k in inner):
             flat[key] = node
             continue
         flat.update(_inlined(dict(inner)))

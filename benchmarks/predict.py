@@ -3,12 +3,18 @@ same data, same model, same machine, in one run.
 
 The default job (``--job convolution``): a small fixed 3D convolution (3x5x5, with context) run
 with scipy in a gunpowder-style numpy node, identical code for both engines (only the import
-differs), daskgp's Scan + ZarrWrite graph against gunpowder's.
+differs): ``daskgp.predict`` (plan once, sliding window, ``--scheduler``) against gunpowder's
+Scan + ZarrWrite with ``num_workers`` 1 and ``--num-workers`` (a run that hangs past
+``--timeout`` is reported as failed). First it measures the floor: the identical kernel
+(normalize, convolve) alone over the same tiles in one thread, with plain zarr-python reads and
+writes, each step's CPU and wall seconds; half the kernel's CPU seconds is what any engine
+needs on two cores, which bounds the ratio any engine can reach.
 
     python -m benchmarks.predict [--roi-shape 130 772 772] [--block 32 128 128]
 
-Prints output voxels/s, wall and CPU seconds for each engine and their ratio, and whether each
-output equals the whole-volume reference; writes benchmarks/results/predict.json and .png.
+Prints the floor, output voxels/s, wall and CPU seconds for each engine, the ratio and its
+bound, and whether each output equals the whole-volume reference; writes
+benchmarks/results/predict.json and .png.
 
 ``--job overhead``: per-tile overhead, ``daskgp.predict`` (plan once, sliding window) against
 gunpowder's Scan + ZarrWrite with a trivial model (output 8x32x32 voxels, 4 voxels of context,
@@ -87,7 +93,9 @@ def make_model_node(gp):
 
 
 def worker(engine: str, data: str, out: str, roi_offset, roi_shape, block,
-           num_workers: int) -> dict:
+           num_workers: int, scheduler: str = "threads") -> dict:
+    """One engine over the convolution job: gunpowder's Scan + ZarrWrite, or
+    ``daskgp.predict`` (plan once, sliding window) on ``scheduler``."""
     if engine == "gunpowder":
         import gunpowder as gp
     else:
@@ -97,17 +105,62 @@ def worker(engine: str, data: str, out: str, roi_offset, roi_shape, block,
     reference = gp.BatchRequest()
     reference.add(raw, gp.Coordinate(block) + gp.Coordinate(CONTEXT) * 2)
     reference.add(prediction, gp.Coordinate(block))
-    pipeline = (gp.ZarrSource(data, {raw: "volumes/raw"},
-                              {raw: gp.ArraySpec(interpolatable=True)})
-                + gp.Normalize(raw) + gp.Crop(raw, roi) + make_model_node(gp)(raw, prediction)
-                + gp.ZarrWrite({prediction: "prediction"}, output_dir=str(Path(out).parent),
-                               output_filename=Path(out).name)
-                + gp.Scan(reference, num_workers=num_workers))
-    kwargs = {} if engine == "gunpowder" else {"scheduler": "threads"}
+    model = (gp.ZarrSource(data, {raw: "volumes/raw"}, {raw: gp.ArraySpec(interpolatable=True)})
+             + gp.Normalize(raw) + gp.Crop(raw, roi) + make_model_node(gp)(raw, prediction))
     wall, cpu = time.perf_counter(), cpu_seconds(children=True)
-    with gp.build(pipeline, **kwargs) as p:
-        p.request_batch(gp.BatchRequest())
-    return {"wall_s": time.perf_counter() - wall, "cpu_s": cpu_seconds(children=True) - cpu}
+    result = {}
+    if engine == "gunpowder":
+        pipeline = (model + gp.ZarrWrite({prediction: "prediction"},
+                                         output_dir=str(Path(out).parent),
+                                         output_filename=Path(out).name)
+                    + gp.Scan(reference, num_workers=num_workers))
+        with gp.build(pipeline) as p:
+            p.request_batch(gp.BatchRequest())
+    else:
+        from daskgp.predict import predict
+
+        summary = predict(model, reference, out, outputs={prediction: "prediction"},
+                          scheduler=scheduler, progress=False)
+        result = {"planning": summary.planning, "tiles": summary.written,
+                  "scheduler": scheduler}
+    return {"wall_s": time.perf_counter() - wall, "cpu_s": cpu_seconds(children=True) - cpu,
+            **result}
+
+
+def floor_worker(data: str, out: str, roi_offset, roi_shape, block) -> dict:
+    """The floor of the convolution job: the same tiles, one after the other in one thread,
+    with plain zarr-python reads and writes and the identical kernel (normalize, convolve),
+    each step timed on its own."""
+    import itertools
+
+    import numpy as np
+    import zarr
+
+    source = zarr.open_group(data, mode="r")["volumes/raw"]
+    shape = [s - 2 * c for s, c in zip(roi_shape, CONTEXT, strict=True)]
+    target = zarr.create_array(out, name="prediction", shape=shape, chunks=block,
+                               dtype=np.float32, zarr_format=2, overwrite=True)
+    # Wall and CPU seconds of each step (CPU: this thread's, what other processes on a busy
+    # machine do not change).
+    steps = {f"{step}_{unit}": 0.0 for step in ("read", "kernel", "write")
+             for unit in ("s", "cpu_s")}
+    grid = [-(-s // b) for s, b in zip(shape, block, strict=True)]
+    for index in itertools.product(*map(range, grid)):
+        begin = [i * b for i, b in zip(index, block, strict=True)]
+        end = [min(o + b, s) for o, b, s in zip(begin, block, shape, strict=True)]
+        clocks = [(time.perf_counter(), time.thread_time())]
+        raw = source[tuple(slice(r + o, r + e + 2 * c) for r, o, e, c in zip(
+            roi_offset, begin, end, CONTEXT, strict=True))]
+        clocks.append((time.perf_counter(), time.thread_time()))
+        prediction = convolve_valid(raw.astype(np.float32) * np.float32(1 / 255))
+        clocks.append((time.perf_counter(), time.thread_time()))
+        target[tuple(slice(o, e) for o, e in zip(begin, end, strict=True))] = prediction
+        clocks.append((time.perf_counter(), time.thread_time()))
+        for step, (before, after) in zip(("read", "kernel", "write"),
+                                         itertools.pairwise(clocks), strict=True):
+            steps[f"{step}_s"] += after[0] - before[0]
+            steps[f"{step}_cpu_s"] += after[1] - before[1]
+    return {**steps, "tiles": int(np.prod(grid))}
 
 
 def check(data: str, out: str, roi_offset, roi_shape) -> dict:
@@ -319,7 +372,7 @@ def run_overhead(args) -> None:
                     row[name] = run_worker(python, "predict.py", engine, "--job", "overhead",
                                            "--data", data, "--output", output, "--grid",
                                            str(grid), "--num-workers", str(workers),
-                                           timeout=60 + grid**3 / 5)
+                                           timeout=60 + grid**3 / 8)
                 except RuntimeError as error:  # gunpowder's worker processes can hang
                     print(f"{grid**3:>6} tiles {name:>12}: FAILED ({str(error)[:200]})")
                     row[name] = {"failed": str(error)[-2000:]}
@@ -378,7 +431,7 @@ def plot_overhead(results: dict, out: Path) -> None:
     fig.savefig(out)
 
 
-def plot(results: dict, out: Path) -> None:
+def plot(results: dict, out: Path, floor: dict | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -387,9 +440,14 @@ def plot(results: dict, out: Path) -> None:
     names = list(results)
     fig, ax = plt.subplots(figsize=(6, 4))
     values = [results[n]["voxels_per_s"] / 1e6 for n in names]
-    ax.bar(names, values, color=["tab:blue", "tab:orange"][: len(names)])
+    ax.bar(names, values, color=["tab:blue", "tab:orange", "tab:red"][: len(names)])
     for x, v in enumerate(values):
         ax.text(x, v, f"{v:.2f}", ha="center", va="bottom")
+    if floor is not None and names:
+        best = results[names[0]]["voxels"] / floor["two_core_floor_s"] / 1e6
+        ax.axhline(best, color="gray", linestyle="--",
+                   label=f"kernel alone on 2 cores: {best:.1f}")
+        ax.legend()
     ax.set_ylabel("output Mvoxels / s")
     ax.set_title("blockwise prediction to zarr (3x5x5 convolution)")
     fig.tight_layout()
@@ -398,7 +456,7 @@ def plot(results: dict, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worker", choices=["daskgp", "gunpowder"])
+    parser.add_argument("--worker", choices=["daskgp", "gunpowder", "floor"])
     parser.add_argument("--data")
     parser.add_argument("--output")
     parser.add_argument("--roi-offset", type=int, nargs=3, default=(32, 100, 100))
@@ -412,6 +470,10 @@ def main() -> None:
     parser.add_argument("--gunpowder-max-tiles", type=int, default=1728)
     parser.add_argument("--quick", action="store_true", help="overhead: 216 tiles only")
     parser.add_argument("--grid", type=int)
+    parser.add_argument("--timeout", type=float, default=240,
+                        help="convolution: seconds before a worker counts as hung")
+    parser.add_argument("--scheduler", default="threads",
+                        help="convolution: daskgp's scheduler (threads or processes)")
     args = parser.parse_args()
     if args.job == "first-tile":
         print(json.dumps(first_tile_worker(args.output)))
@@ -427,39 +489,84 @@ def main() -> None:
     common = ["--roi-offset", *map(str, args.roi_offset), "--roi-shape",
               *map(str, args.roi_shape), "--block", *map(str, args.block),
               "--num-workers", str(args.num_workers)]
+    if args.worker == "floor":
+        print(json.dumps(floor_worker(args.data, args.output, args.roi_offset, args.roi_shape,
+                                      args.block)))
+        return
     if args.worker:
         print(json.dumps(worker(args.worker, args.data, args.output, args.roi_offset,
-                                args.roi_shape, args.block, args.num_workers)))
+                                args.roi_shape, args.block, args.num_workers, args.scheduler)))
         return
+    run_convolution(args, common)
 
+
+def run_convolution(args, common: list[str]) -> None:
+    """The floor, then daskgp and gunpowder, each in its own process, in one run."""
     sys.path.insert(0, str(HERE.parent))
     from benchmarks._common import ensure_dataset
 
     data = str(ensure_dataset("em_200x1000x1000", (200, 1000, 1000)))
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"cores seen: {os.cpu_count()}; ROI {args.roi_shape} at {args.roi_offset}, "
-          f"blocks {args.block}, num_workers {args.num_workers}", flush=True)
+          f"blocks {args.block}, num_workers {args.num_workers}, daskgp scheduler "
+          f"{args.scheduler}", flush=True)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for engine, python in (("daskgp", sys.executable),
-                               ("gunpowder", str(ensure_gunpowder_venv()))):
-            output = str(Path(tmp) / f"{engine}.zarr")
-            timing = run_worker(python, "predict.py", engine, "--data", data, "--output",
-                                output, *common)
+        output = str(Path(tmp) / "floor.zarr")
+        floor = run_worker(sys.executable, "predict.py", "floor", "--data", data, "--output",
+                           output, *common)
+        floor["matches_reference"] = check(data, output, args.roi_offset,
+                                           args.roi_shape)["matches_reference"]
+        # Both engines run the kernel on both cores at best: half its one-thread CPU time.
+        floor["two_core_floor_s"] = floor["kernel_cpu_s"] / 2
+        print(f"     floor: {floor['tiles']} tiles in one thread, CPU-s (wall s): kernel "
+              f"(normalize + convolve) {floor['kernel_cpu_s']:.2f} ({floor['kernel_s']:.2f}), "
+              f"zarr-python reads {floor['read_cpu_s']:.2f} ({floor['read_s']:.2f}), writes "
+              f"{floor['write_cpu_s']:.2f} ({floor['write_s']:.2f}) (zarr's I/O thread's CPU "
+              f"not counted); the kernel alone on 2 "
+              f"cores needs {floor['two_core_floor_s']:.2f} s at best (output "
+              f"{'equals' if floor['matches_reference'] else 'DIFFERS FROM'} the reference)",
+              flush=True)
+        gunpowder = str(ensure_gunpowder_venv())
+        runs = [("daskgp", "daskgp", sys.executable, args.num_workers)] + [
+            (f"gunpowder-{n}w", "gunpowder", gunpowder, n) for n in sorted({1, args.num_workers})]
+        for name, engine, python, workers in runs:
+            output = str(Path(tmp) / f"{name}.zarr")
+            options = [*common[:-1], str(workers), "--scheduler", args.scheduler]
+            try:
+                timing = run_worker(python, "predict.py", engine, "--data", data, "--output",
+                                    output, *options, timeout=args.timeout)
+            except RuntimeError as error:  # gunpowder's worker processes can hang
+                print(f"{name:>12}: FAILED ({str(error)[:200]})", flush=True)
+                results[name] = {"failed": str(error)[-2000:]}
+                continue
             result = {**timing, **check(data, output, args.roi_offset, args.roi_shape)}
             result["voxels_per_s"] = result["voxels"] / result["wall_s"]
-            results[engine] = result
-            print(f"{engine:>10}: {result['voxels_per_s'] / 1e6:.2f} Mvoxels/s, "
-                  f"{result['wall_s']:.1f} s wall, {result['cpu_s']:.1f} CPU-s, output "
+            results[name] = result
+            print(f"{name:>12}: {result['voxels_per_s'] / 1e6:.2f} Mvoxels/s, "
+                  f"{result['wall_s']:.2f} s wall, {result['cpu_s']:.2f} CPU-s, output "
                   f"{'equals' if result['matches_reference'] else 'DIFFERS FROM'} the "
-                  f"whole-volume reference (max error {result['max_abs_error']})", flush=True)
-    ratio = results["daskgp"]["voxels_per_s"] / results["gunpowder"]["voxels_per_s"]
-    print(f"voxels/s daskgp over gunpowder: {ratio:.2f}x")
+                  f"whole-volume reference (max error {result['max_abs_error']})"
+                  + (f" ({result['planning']})" if "planning" in result else ""), flush=True)
+    ratio = bound = cpu_bound = None
+    finished = [n for n in results if n.startswith("gunpowder") and "failed" not in results[n]]
+    if "failed" not in results["daskgp"] and finished:
+        best = max(finished, key=lambda n: results[n]["voxels_per_s"])
+        ratio = results["daskgp"]["voxels_per_s"] / results[best]["voxels_per_s"]
+        bound = results[best]["wall_s"] / floor["two_core_floor_s"]
+        cpu_bound = results[best]["cpu_s"] / floor["kernel_cpu_s"]
+        print(f"voxels/s daskgp over gunpowder's faster run ({best}): {ratio:.2f}x. With the "
+              f"identical kernel on 2 cores no engine beats that run by more than "
+              f"{bound:.2f}x in wall time (its wall over the kernel's 2-core floor) or "
+              f"{cpu_bound:.2f}x in CPU (its CPU-s over the kernel's)", flush=True)
     (args.out / "predict.json").write_text(json.dumps(
         {"cores": os.cpu_count(), "args": {k: v for k, v in vars(args).items()
                                            if k not in ("out", "worker")},
-         "results": results, "ratio_daskgp_over_gunpowder": ratio}, indent=2, default=str))
-    plot(results, args.out / "predict.png")
+         "floor": floor, "results": results, "ratio_daskgp_over_gunpowder": ratio,
+         "ratio_bound_from_floor": bound, "cpu_ratio_bound_from_floor": cpu_bound},
+        indent=2, default=str))
+    plot({e: r for e, r in results.items() if "failed" not in r}, args.out / "predict.png",
+         floor)
     print(f"wrote {args.out / 'predict.json'} and {args.out / 'predict.png'}")
 
 

@@ -257,14 +257,28 @@ def predict(
                           written=written, skipped=done, planning=planning)
 
 
+def _pending(completed: np.ndarray, grid: tuple[int, ...], step: int = 4096
+             ) -> Iterator[tuple[int, tuple[int, ...]]]:
+    """(flat index, grid index) of the tiles not marked in ``completed``, in C order, found
+    ``step`` tiles at a time (the driver never lists every tile).
+
+    Example:
+        >>> list(_pending(np.array([True, False, False, True]), (2, 2), step=3))
+        [(1, (0, 1)), (2, (1, 0))]
+    """
+    for start in range(0, len(completed), step):
+        flats = start + np.flatnonzero(~completed[start:start + step])
+        if flats.size:
+            indices = np.stack(np.unravel_index(flats, grid), axis=1).tolist()
+            yield from zip(flats.tolist(), map(tuple, indices), strict=True)
+
+
 def _tile_units(planner: TilePlanner, record: TileRecord, limit: int) -> Iterator[Unit]:
     """The pending tiles as job units, planned lazily (C order of the grid)."""
-    grid = planner.tiling.grid_shape
     shared: dict[int, Shared] = {}
-    pending = (i for i in range(len(record.completed)) if not record.completed[i])
-    for flat in itertools.islice(pending, limit):
-        index = tuple(int(i) for i in np.unravel_index(flat, grid))
+    for flat, index in itertools.islice(_pending(record.completed, planner.tiling.grid_shape),
+                                        limit):
         plan, shift, is_shared = planner.plan(index)
         if is_shared:
             plan = shared.setdefault(id(plan), Shared(plan))
-        yield flat, run_tile, (plan, None if shift is None else tuple(shift))
+        yield flat, run_tile, (plan, shift)

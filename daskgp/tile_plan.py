@@ -12,14 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dask
+from dask._task_spec import Alias, Task, TaskRef, _execute_subgraph, convert_legacy_graph
 from dask.core import flatten
-from dask.core import get as get_in_order
+from dask.order import order
 
 from .draws import recording_draws
-from .geometry import Coordinate
 from .io.blocks import ScanTiling, WriteBlocks
 from .io.checksums import combine
 from .io.translation import translated
+from .numpy_nodes import learned_outputs
 from .request import BatchRequest
 
 logger = logging.getLogger(__name__)
@@ -51,20 +52,68 @@ class TilePlan:
 
     def __init__(self, side_effects: Sequence, num_outputs: int) -> None:
         optimized = dask.optimize(*side_effects)
-        self.graph: dict = {}
+        graph: dict = {}
         for collection in optimized:
-            self.graph.update(dict(collection.__dask_graph__()))
+            graph.update(dict(collection.__dask_graph__()))
         self.keys = [list(flatten(collection.__dask_keys__())) for collection in optimized]
         self.num_outputs = num_outputs
+        # Ordered once here, not on every run: dask's ``get`` orders the graph (and each fused
+        # task its subgraph) at every call, which costs more than a small tile's I/O.
+        nodes = _inlined(convert_legacy_graph(graph))
+        priorities = order(nodes)
+        self.nodes = sorted(nodes.values(), key=lambda node: priorities[node.key])
+
+    @property
+    def graph(self) -> dict:
+        """The tile's tasks, by key (fused tasks inlined)."""
+        return {node.key: node for node in self.nodes}
 
     def run(self, shift: Sequence[int] | None = None) -> tuple[int, ...]:
         """Compute the tile (moved by ``shift``); the outputs' checksums."""
-        flat = [key for keys in self.keys for key in keys]
+        values: dict = {}
         with translated(shift):
-            results = iter(get_in_order(self.graph, flat))
-        per_collection = [[next(results) for _ in keys] for keys in self.keys]
-        outputs = per_collection[len(per_collection) - self.num_outputs:]
-        return tuple(combine(int(r.ravel()[0]) for r in blocks) for blocks in outputs)
+            for node in self.nodes:
+                values[node.key] = node(values)
+        outputs = self.keys[len(self.keys) - self.num_outputs:]
+        return tuple(combine(int(values[key].ravel()[0]) for key in keys) for keys in outputs)
+
+
+def _inlined(graph: dict) -> dict:
+    """``graph`` with dask's fused tasks (``_execute_subgraph``, made by blockwise fusion)
+    replaced by their subgraphs, so one ordering covers every task.
+
+    A fused task's output key is often also in ``graph``, as an alias of the fused task: the
+    subgraph's own task of that key takes its place."""
+
+    def aliases_of(key, fused_key) -> bool:
+        node = graph.get(key)
+        return isinstance(node, Alias) and node.target == fused_key
+
+    def fused(node) -> bool:
+        """A fused task whose inputs are outer tasks, passed under their own keys."""
+        if not (isinstance(node, Task) and node.func is _execute_subgraph
+                and isinstance(node.args[0], dict)):
+            return False
+        inputs, passed = node.args[2], node.args[3:]
+        return len(inputs) == len(passed) and all(
+            isinstance(ref, TaskRef) and ref.key == k for k, ref in zip(inputs, passed,
+                                                                        strict=True))
+
+    flat: dict = {}
+    for key, node in graph.items():
+        if key in flat:  # a subgraph's task took its place
+            continue
+        if not fused(node):
+            flat[key] = node
+            continue
+        inner, out_key, inputs = node.args[0], node.args[1], node.args[2]
+        if any(k in inputs or ((k in flat or k in graph) and not aliases_of(k, key))
+               for k in inner):
+            flat[key] = node
+            continue
+        flat.update(_inlined(dict(inner)))
+        flat[key] = Alias(key, out_key)
+    return flat
 
 
 def run_tile(plan: TilePlan, shift) -> tuple[int, ...]:
@@ -124,17 +173,37 @@ class TilePlanner:
         self.problem: str | None = None if self.plan_once else "plan_once=False"
         self._checked = not self.plan_once
         self.plans_made = 0
+        self._bounds: list | None = None
 
     def _kind(self, index: tuple[int, ...]) -> tuple:
-        """Tiles of one kind are exact translations of each other (owned blocks included)."""
-        shift = self.tiling.shift(index)
-        owned = self.scan.owned_rois(self.tiling, index)
-        keys = self.written_keys or tuple(owned)
-        return tuple((str(key), tuple(owned[key].begin - shift), tuple(owned[key].shape))
-                     for key in sorted(keys, key=str))
+        """Tiles of one kind are exact translations of each other (owned blocks included):
+        per written key, the owned block's begin relative to the tile's shift and its shape
+        (integer arithmetic on the tiling's block bounds, made once)."""
+        if self._bounds is None:
+            keys = self.written_keys or tuple(self.scan.reference.array_specs)
+            self._bounds = [(str(key), self.tiling.bounds(self.scan.reference[key].roi))
+                            for key in sorted(keys, key=str)]
+        positions = self.tiling.positions
+        return tuple(
+            (name, tuple(b[i] - p[i] for b, p, i in zip(bounds, positions, index, strict=True)),
+             tuple(b[i + 1] - b[i] for b, i in zip(bounds, index, strict=True)))
+            for name, bounds in self._bounds)
+
+    def _shift(self, index: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(int(p[i]) for p, i in zip(self.tiling.positions, index, strict=True))
+
+    def _learned(self) -> int:
+        return sum(len(learned_outputs(node)) for node in self.pipeline.nodes()
+                   if not node.lazy)
 
     def _plan(self, index: tuple[int, ...]) -> TilePlan:
+        learned = self._learned()
         with recording_draws() as drawn:
+            tile, _ = self.scan.plan_tile(BatchRequest(), self.tiling, self.blocks, index)
+        if self._learned() != learned:
+            # A numpy node ran in the driver to learn its outputs' shapes and dtypes: the plan
+            # holds that tile's computed outputs, which a shift would not move. Plan it again,
+            # now lazily (the node's task runs for every tile).
             tile, _ = self.scan.plan_tile(BatchRequest(), self.tiling, self.blocks, index)
         self.plans_made += 1
         if not self._checked:
@@ -147,7 +216,7 @@ class TilePlanner:
                 logger.info("planning every tile: %s", self.problem)
         return TilePlan(tile.side_effects, self.num_outputs)
 
-    def plan(self, index: tuple[int, ...]) -> tuple[TilePlan, Coordinate | None, bool]:
+    def plan(self, index: tuple[int, ...]) -> tuple[TilePlan, tuple[int, ...] | None, bool]:
         """The plan for tile ``index``, the shift to run it with, and whether it is shared."""
         if self._checked and self.problem is not None:
             return self._plan(index), None, False
@@ -156,6 +225,6 @@ class TilePlanner:
             plan = self._plan(index)
             if self.problem is not None:
                 return plan, None, False
-            self._plans[kind] = (plan, self.tiling.shift(index))
+            self._plans[kind] = (plan, self._shift(index))
         plan, origin = self._plans[kind]
-        return plan, self.tiling.shift(index) - origin, True
+        return plan, tuple(s - o for s, o in zip(self._shift(index), origin, strict=True)), True

@@ -231,3 +231,49 @@ def test_a_locked_output_is_refused_naming_the_holder(zarr_model, tmp_path):
     assert f"pid {os.getpid()}" in str(error.value)
     assert "daskgp predict other.py" in str(error.value)
     assert not os.path.exists(out), "the refused job wrote nothing"
+
+
+
+class NumpyConvolve(gp.BatchFilter):
+    """The zarr pipeline file's model as a numpy node (gunpowder style): what it outputs is
+    learned by running it once in the driver, for the first tile planned."""
+
+    uses_global_random = False
+
+    def __init__(self, kernel, context):
+        self.kernel, self.context = kernel, context
+
+    def setup(self):
+        spec = self.spec[RAW].copy()
+        grow = self.context * spec.voxel_size
+        spec.roi = spec.roi.grow(-grow, -grow)
+        self.provides(PRED, spec)
+
+    def prepare(self, request):
+        grow = self.context * self.spec[RAW].voxel_size
+        deps = gp.BatchRequest()
+        deps[RAW] = gp.ArraySpec(roi=request[PRED].roi.grow(grow, grow))
+        return deps
+
+    def process(self, batch, request):
+        data = ndimage.convolve(batch[RAW].data, self.kernel, mode="constant")
+        valid = tuple(slice(c, s - c) for c, s in zip(self.context, data.shape, strict=True))
+        spec = self.spec[PRED].copy()
+        spec.roi = request[PRED].roi
+        out = gp.Batch()
+        out[PRED] = gp.Array(data[valid], spec)
+        return out
+
+
+def test_numpy_model_planned_once_computes_every_tile(zarr_model, tmp_path):
+    # Learning the numpy node's outputs computes the first tile in the driver; the shared plan
+    # must still run the node for every tile, not write that tile's result everywhere.
+    names = load_pipeline_file(ZARR_PIPELINE_FILE, names=("kernel", "CONTEXT"))
+    pipeline = (gp.ZarrSource(str(tmp_path / "raw.zarr"), {RAW: "raw"})
+                + NumpyConvolve(names["kernel"], names["CONTEXT"]))
+    out = str(tmp_path / "prediction.zarr")
+    summary = predict(pipeline, zarr_model["request"], out, scheduler="threads",
+                      progress=False)
+    assert summary.planning == "once per kind of tile (8 plans)"
+    np.testing.assert_array_equal(zarr.open_array(out, path="PRED", mode="r")[:],
+                                  zarr_model["expected"])

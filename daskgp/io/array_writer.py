@@ -19,6 +19,7 @@ import numpy as np
 from dask.base import tokenize
 
 from ..errors import DaskgpError, PipelineSetupError, TaskError
+from . import tensorstore_io
 from .checksums import block_checksum
 from .metadata import ome_ngff_group_attrs
 from .translation import current_shift, voxel_shift
@@ -109,6 +110,7 @@ class ZarrArrayWriter:
         self.store = store
         self.dataset = str(dataset).strip("/")
         self._array = None
+        self._fast = None  # a TensorStore handle where one opens (daskgp.io.tensorstore_io)
 
     @property
     def location(self) -> str:
@@ -176,12 +178,17 @@ class ZarrArrayWriter:
         if self._array is None:
             import zarr
 
-            self._array = zarr.open_array(self.store, path=self.dataset, mode="r+")
-        self._array[selection] = value
+            array = zarr.open_array(self.store, path=self.dataset, mode="r+")
+            self._fast = tensorstore_io.open_local(self.store, self.dataset, array, write=True)
+            self._array = array
+        if self._fast is not None and tensorstore_io.plain(selection, self._array.shape):
+            tensorstore_io.write(self._fast, selection, value)
+        else:
+            self._array[selection] = value
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_array"] = None
+        state["_array"] = state["_fast"] = None
         return state
 
     def __dask_tokenize__(self) -> tuple:

@@ -16,9 +16,11 @@ import zarr.errors
 from zarr.abc.store import Store
 
 from ..errors import SourceError
+from . import tensorstore_io
 from .process_cache import ProcessCache
 
 _ARRAYS = ProcessCache()
+_FAST = ProcessCache()  # TensorStore handles, or None where zarr-python reads
 
 # What zarr raises when a path holds no array (missing, or a group).
 _NOT_AN_ARRAY = (
@@ -98,6 +100,7 @@ class ZarrReader:
         self._array = None
         if isinstance(self.store, str):
             _ARRAYS.close((self.store, self.dataset))
+            _FAST.close((self.store, self.dataset))
 
     # --- what the array is --------------------------------------------------------------------
 
@@ -134,8 +137,15 @@ class ZarrReader:
     # --- reading ------------------------------------------------------------------------------
 
     def read(self, selection: tuple[slice, ...]) -> np.ndarray:
-        """Read ``selection`` (one slice per storage axis) into memory."""
-        return np.asarray(self.open()[selection])
+        """Read ``selection`` (one slice per storage axis) into memory (through TensorStore
+        where it opens the array: ``daskgp.io.tensorstore_io``)."""
+        array = self.open()
+        if isinstance(self.store, str):
+            fast = _FAST.get((self.store, self.dataset),
+                             lambda: tensorstore_io.open_local(self.store, self.dataset, array))
+            if fast is not None and tensorstore_io.plain(selection, array.shape):
+                return tensorstore_io.read(fast, selection)
+        return np.asarray(array[selection])
 
     def _chunk_indices(self, selection: tuple[slice, ...]):
         """The grid indices of the chunks that ``selection`` overlaps."""

@@ -11,10 +11,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import dask
-from dask._task_spec import Alias, Task, TaskRef, _execute_subgraph, convert_legacy_graph
-from dask.core import flatten
+from dask.core import flatten, istask
+from dask.core import get as get_in_order
 from dask.order import order
+from dask.task_spec import DataNode, GraphNode
 
 from .draws import recording_draws
 from .io.blocks import ScanTiling, WriteBlocks
@@ -51,69 +51,43 @@ class TilePlan:
     """
 
     def __init__(self, side_effects: Sequence, num_outputs: int) -> None:
-        optimized = dask.optimize(*side_effects)
-        graph: dict = {}
-        for collection in optimized:
-            graph.update(dict(collection.__dask_graph__()))
-        self.keys = [list(flatten(collection.__dask_keys__())) for collection in optimized]
+        self.keys = [list(flatten(collection.__dask_keys__())) for collection in side_effects]
         self.num_outputs = num_outputs
-        # Ordered once here, not on every run: dask's ``get`` orders the graph (and each fused
-        # task its subgraph) at every call, which costs more than a small tile's I/O.
-        nodes = _inlined(convert_legacy_graph(graph))
+        graph: dict = {}
+        for collection, keys in zip(side_effects, self.keys, strict=True):
+            graph.update(dict(collection.__dask_graph__().cull(set(keys))))
+        self._legacy = any(istask(node) and not isinstance(node, GraphNode)
+                           for node in graph.values())
+        if self._legacy:  # old-style tuple tasks: dask's own ``get`` runs (and orders) them
+            self._graph = graph
+            self.nodes = []
+            return
+        # Ordered once here, not on every run: dask's ``get`` orders the graph at every call,
+        # which costs more than a small tile's I/O. Unoptimized: the tasks run in this one
+        # task anyway, so fusing them would only nest them.
+        nodes = {key: node if isinstance(node, GraphNode) else DataNode(key, node)
+                 for key, node in graph.items()}
         priorities = order(nodes)
         self.nodes = sorted(nodes.values(), key=lambda node: priorities[node.key])
+        self._graph = nodes
 
     @property
     def graph(self) -> dict:
-        """The tile's tasks, by key (fused tasks inlined)."""
-        return {node.key: node for node in self.nodes}
+        """The tile's tasks, by key."""
+        return dict(self._graph)
 
     def run(self, shift: Sequence[int] | None = None) -> tuple[int, ...]:
         """Compute the tile (moved by ``shift``); the outputs' checksums."""
-        values: dict = {}
-        with translated(shift):
-            for node in self.nodes:
-                values[node.key] = node(values)
         outputs = self.keys[len(self.keys) - self.num_outputs:]
+        with translated(shift):
+            if self._legacy:
+                flat = [key for keys in self.keys for key in keys]  # every write runs
+                values = dict(zip(flat, get_in_order(self._graph, flat), strict=True))
+            else:
+                values = {}
+                for node in self.nodes:
+                    values[node.key] = node(values)
         return tuple(combine(int(values[key].ravel()[0]) for key in keys) for keys in outputs)
-
-
-def _inlined(graph: dict) -> dict:
-    """``graph`` with dask's fused tasks (``_execute_subgraph``, made by blockwise fusion)
-    replaced by their subgraphs, so one ordering covers every task.
-
-    A fused task's output key is often also in ``graph``, as an alias of the fused task: the
-    subgraph's own task of that key takes its place."""
-
-    def aliases_of(key, fused_key) -> bool:
-        node = graph.get(key)
-        return isinstance(node, Alias) and node.target == fused_key
-
-    def fused(node) -> bool:
-        """A fused task whose inputs are outer tasks, passed under their own keys."""
-        if not (isinstance(node, Task) and node.func is _execute_subgraph
-                and isinstance(node.args[0], dict)):
-            return False
-        inputs, passed = node.args[2], node.args[3:]
-        return len(inputs) == len(passed) and all(
-            isinstance(ref, TaskRef) and ref.key == k for k, ref in zip(inputs, passed,
-                                                                        strict=True))
-
-    flat: dict = {}
-    for key, node in graph.items():
-        if key in flat:  # a subgraph's task took its place
-            continue
-        if not fused(node):
-            flat[key] = node
-            continue
-        inner, out_key, inputs = node.args[0], node.args[1], node.args[2]
-        if any(k in inputs or ((k in flat or k in graph) and not aliases_of(k, key))
-               for k in inner):
-            flat[key] = node
-            continue
-        flat.update(_inlined(dict(inner)))
-        flat[key] = Alias(key, out_key)
-    return flat
 
 
 def run_tile(plan: TilePlan, shift) -> tuple[int, ...]:

@@ -18,7 +18,8 @@ benchmarks/results/predict.json and .png.
 
 ``--job overhead``: per-tile overhead, ``daskgp.predict`` (plan once, sliding window) against
 gunpowder's Scan + ZarrWrite with a trivial model (output 8x32x32 voxels, 4 voxels of context,
-the model crops the context away) over 216 / 1,728 / 13,824 tiles (``--tiles``; gunpowder up
+the model crops the context away; both sides' libraries are imported before the clock starts,
+TensorStore included) over 216 / 1,728 / 13,824 tiles (``--tiles``; gunpowder up
 to ``--gunpowder-max-tiles``, with ``num_workers`` 1 and 2: gunpowder's ZarrWrite chunks race
 between its workers, see the output check), printing tiles/s and the driver's peak RSS, then a
 plan-only line: the time to the first tile written on a never-written 1 TB zarr volume (2 million
@@ -252,6 +253,12 @@ def overhead_worker(engine: str, data: str, out: str, grid: int, num_workers: in
     model_class.__module__ = __name__
     globals()[model_class.__name__] = model_class
     model = model_class(raw, prediction, OVERHEAD_CONTEXT)
+    # Libraries are imported before the clock starts on both sides (gunpowder's and zarr's
+    # above): daskgp imports TensorStore on its first read, about 1 CPU-s once per process,
+    # which is start-up, not per-tile overhead.
+    __import__("zarr")
+    if engine == "daskgp":
+        __import__("tensorstore")
     wall, cpu = time.perf_counter(), cpu_seconds(children=True)
     if engine == "gunpowder":
         pipeline = (source + gp.Crop(raw, roi.grow(gp.Coordinate(OVERHEAD_CONTEXT),

@@ -213,17 +213,20 @@ class _PriorityView:
 class BatchPrefetcher:
     """Compute batches ``start, start + 1, ...`` ahead of use, at most ``cache_size`` at once.
 
-    Locally, batches are planned in request order (one at a time: nodes are not required to
-    be thread-safe while planning) and computed on one pool of the scheduler's kind owned by
-    this object (threads: one thread per core; processes: one process per core, spawned), so
-    intra-batch parallelism is kept and nothing outlives ``close()``. At most ``min(num_workers,
-    max(cores, 2))`` batches are planned or computing at once (on a cluster: its threads), the
-    rest wait their turn; on the threads pool an earlier batch's tasks run first
-    (``PriorityPool``). So the first batch
-    arrives in about one batch's time, and throughput and memory stay those of the best
-    setting however far ``num_workers`` exceeds the cores (gunpowder users' habit of 20 or
-    40). On a ``distributed.Client``, batches are submitted as futures with priorities in
-    request order and the cluster decides the parallelism within them. ``close()``
+    Batches are planned in request order, one at a time (nodes are not required to be
+    thread-safe while planning), by as few threads as the batches computing at once need: at
+    most ``max_active`` batches compute at once, where ``max_active`` is ``min(num_workers,
+    max(cores, 2))`` locally and ``max(threads, 2)`` on a ``distributed.Client`` (the cluster's
+    threads; ``num_workers`` is a local setting), and one more batch is planned ahead, waiting
+    for a slot, so that computing never waits on the driver's planning. Later batches are not
+    planned until then: a queued batch is only its index, holding no graph and no memory.
+    Locally, batches compute on one pool of the scheduler's kind owned by this object (threads:
+    one thread per core, earlier batches' tasks first, ``PriorityPool``; processes: one process
+    per core, spawned), so intra-batch parallelism is kept and nothing outlives ``close()``. On
+    a ``distributed.Client``, batches are submitted as futures with ``priority=-index``, so
+    that the cluster runs an earlier batch's tasks first. So the first batch arrives in about
+    one batch's time, and throughput, threads and memory stay those of the best setting however
+    far ``num_workers`` exceeds the cores (gunpowder users' habit of 20 or 40). ``close()``
     cancels batches in flight instead of waiting for them.
 
     Memory: at most ``cache_size`` finished or in-flight batches are held, so the bytes held are
@@ -261,15 +264,21 @@ class BatchPrefetcher:
         threads = os.cpu_count() or 1
         if self._client is not None:
             threads = sum(self._client.nthreads().values()) or 1
-        # As many batches as threads (at least 2, so that planning overlaps computing): more
-        # only share the cores and delay the first batch (benchmarks/precache.py).
+        # As many batches computing as threads (at least 2, so that one batch's serial tail
+        # overlaps the next): more only share the cores and delay the first batch
+        # (benchmarks/precache.py).
         self._max_active = max(1, min(num_workers if self._client is None else cache_size,
                                       max(2, threads)))
+        self._next_start = start
         self._pending: collections.deque[tuple[int, Future]] = collections.deque()
         self._next_index = start
         self._closed = False
         fix_mmap_threshold()
-        workers = 1 if self._client is not None else min(num_workers, cache_size)
+        # Locally a batch's compute blocks its thread (dask's local schedulers run in the
+        # caller), so max_active threads compute and one plans ahead; on a cluster a batch is
+        # submitted, not waited for, so one thread plans and submits them all. Never one
+        # thread per num_workers: the jobs queued behind these are only indices.
+        workers = 1 if self._client is not None else min(self._max_active + 1, cache_size)
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="daskgp-precache")
         self._pool = None
         if scheduler == "threads":
@@ -281,22 +290,20 @@ class BatchPrefetcher:
 
     def _job(self, index: int):
         with self._turn:
-            # Batches start in request order, at most _max_active computing at once.
-            self._turn.wait_for(lambda: self._closed or (
-                self._next_turn == index and self._active < self._max_active))
+            # Planned one at a time, in request order (nodes need not be thread-safe
+            # planning).
+            self._turn.wait_for(lambda: self._closed or self._next_turn == index)
             if self._closed:
                 raise CancelledError(f"batch {index}: the prefetcher was closed")
-            self._active += 1
+        try:
+            with using_scheduler(self._scheduler):
+                batch = self._plan(index)
+        except BaseException:
+            self._start_turn(index, take_slot=False)  # the batches after it may start
+            raise
+        self._start_turn(index, take_slot=True)
         release = True
         try:
-            try:
-                # Planned one at a time, in order (nodes need not be thread-safe planning).
-                with using_scheduler(self._scheduler):
-                    batch = self._plan(index)
-            finally:
-                with self._turn:
-                    self._next_turn += 1
-                    self._turn.notify_all()
             lazy_keys = [key for key, array in batch.arrays.items() if array.is_lazy]
             data = [batch.arrays[key].data for key in lazy_keys] + list(batch.side_effects)
             if self._client is not None:
@@ -314,6 +321,21 @@ class BatchPrefetcher:
         finally:
             if release:
                 self._release()
+
+    def _start_turn(self, index: int, take_slot: bool) -> None:
+        """Pass the planning turn on; then wait for batch ``index``'s turn to start computing
+        (in request order, at most ``_max_active`` at once) and take a slot if asked."""
+        with self._turn:
+            self._next_turn += 1
+            self._turn.notify_all()
+            self._turn.wait_for(lambda: self._closed or (
+                self._next_start == index and (not take_slot
+                                               or self._active < self._max_active)))
+            if self._closed:
+                raise CancelledError(f"batch {index}: the prefetcher was closed")
+            self._active += take_slot
+            self._next_start += 1
+            self._turn.notify_all()
 
     def _release(self) -> None:
         with self._turn:

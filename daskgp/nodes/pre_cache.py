@@ -21,17 +21,20 @@ class PreCache(BatchFilter):
     A request with a seed of its own (``BatchRequest(random_seed=...)``) cannot be predicted and
     is computed on demand. A request for other ROIs than the cached one restarts the cache.
 
-    Batches are planned and computed in request order, at most ``min(num_workers, max(cores, 2))``
-    at once, and an earlier batch's tasks run before a later one's: gunpowder's habitual
-    ``num_workers=20`` or ``40`` costs neither first-batch latency, throughput nor memory.
+    Batches are planned in request order, one at a time and only when a slot frees: at most
+    ``min(num_workers, max(cores, 2))`` batches compute at once (on a ``distributed.Client``,
+    ``max(threads, 2)`` of the cluster's, as futures with ``priority=-index``), one more is
+    planned ahead, and the rest wait as bare indices. An earlier batch's tasks run before a
+    later one's, so gunpowder's habitual ``num_workers=20`` or ``40`` costs neither
+    first-batch latency, throughput, threads nor memory (``benchmarks/precache.py``).
     Leaving ``build()`` cancels the batches in flight instead of waiting for them.
 
     Memory held: at most ``cache_size x batch_bytes`` plus the scheduler's working set.
 
     Args:
         cache_size (int): batches held or computing at most.
-        num_workers (int): batches computed at once on local schedulers (a cluster decides
-            its own parallelism).
+        num_workers (int): batches computed at once on local schedulers, at most the cores
+            (at least 2); a cluster's threads decide its own.
 
     Example:
         >>> cache = PreCache(cache_size=8, num_workers=2)

@@ -39,7 +39,7 @@ def reference():
     return sequence(PositionSource() + AddNoise(), "sync")
 
 
-@pytest.mark.parametrize("num_workers", [1, 4])
+@pytest.mark.parametrize("num_workers", [1, 2, 40])
 def test_same_sequence_on_every_scheduler_and_worker_count(reference, scheduler, num_workers):
     pipeline = PositionSource() + AddNoise() + gp.PreCache(cache_size=5, num_workers=num_workers)
     batches = sequence(pipeline, scheduler)

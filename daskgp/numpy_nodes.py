@@ -246,10 +246,10 @@ def _one_block(data):
 def _learn(node, run, inputs: dict, specs: dict, token: str) -> Batch:
     """Run ``run(computed_inputs)`` once in the driver, learn its outputs' leading shapes and
     dtypes, and return them as a batch (a materialization boundary)."""
-    from .scheduling import current_scheduler
+    from .scheduling import current_scheduler, local_get
 
     keys = list(inputs)
-    values = dask.compute(*(inputs[k] for k in keys), scheduler=current_scheduler())
+    values = dask.compute(*(inputs[k] for k in keys), scheduler=local_get(current_scheduler()))
     # Fails as the node's task would: a TaskError naming the node, with the traceback.
     outputs = NodeTask(run, node.name())(dict(zip(keys, values, strict=True)))
     contract = learned_outputs(node)
@@ -312,9 +312,9 @@ def _process_in_driver(node, batch: Batch, request: BatchRequest) -> Batch:
     """A numpy filter that updates or provides a requested graph: the graph is needed while
     planning downstream, so its inputs are computed and ``process`` runs now, in the driver
     (a materialization boundary)."""
-    from .scheduling import current_scheduler
+    from .scheduling import current_scheduler, local_get
 
-    batch = batch.compute(scheduler=current_scheduler())
+    batch = batch.compute(scheduler=local_get(current_scheduler()))
     for key, graph in list(batch.graphs.items()):
         batch.graphs[key] = graph.copy()
     with _seeded_globals(node, request, "process"):

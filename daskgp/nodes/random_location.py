@@ -18,7 +18,7 @@ from ..keys import ArrayKey, GraphKey
 from ..names import task_prefix
 from ..provider import BatchFilter
 from ..request import BatchRequest
-from ..scheduling import current_scheduler
+from ..scheduling import current_scheduler, local_get
 from ..specs import ArraySpec
 
 
@@ -317,5 +317,5 @@ class RandomLocation(BatchFilter):
         mask = self.get_upstream_provider().request_batch(peek)[self.mask].data
         if mask.size == 0:
             return 0.0
-        (masked_in,) = dask.compute((mask > 0).sum(), scheduler=current_scheduler())
+        (masked_in,) = dask.compute((mask > 0).sum(), scheduler=local_get(current_scheduler()))
         return float(masked_in) / mask.size

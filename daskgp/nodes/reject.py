@@ -16,7 +16,7 @@ from ..keys import ArrayKey, GraphKey
 from ..names import task_prefix
 from ..provider import BatchFilter
 from ..request import BatchRequest
-from ..scheduling import current_scheduler
+from ..scheduling import current_scheduler, local_get
 from ..seeds import derive_seed
 
 
@@ -170,5 +170,5 @@ class Reject(BatchFilter):
     @staticmethod
     def _compute(data) -> np.ndarray:
         if isinstance(data, da.Array):
-            (data,) = dask.compute(data, scheduler=current_scheduler())
+            (data,) = dask.compute(data, scheduler=local_get(current_scheduler()))
         return np.asarray(data)

@@ -53,11 +53,14 @@ def ensure_gunpowder_venv() -> Path:
     if os.environ.get("DASKGP_GUNPOWDER_PYTHON"):
         return Path(os.environ["DASKGP_GUNPOWDER_PYTHON"])
     python = GUNPOWDER_VENV / "bin" / "python"
-    if not python.exists():
+    done = GUNPOWDER_VENV / ".installed"  # an interrupted creation is started again
+    if not done.exists():
         print(f"creating {GUNPOWDER_VENV} with gunpowder=={GUNPOWDER_VERSION} ...", flush=True)
-        subprocess.run([_python_312(), "-m", "venv", str(GUNPOWDER_VENV)], check=True)
+        subprocess.run([_python_312(), "-m", "venv", "--clear", str(GUNPOWDER_VENV)],
+                       check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q",
                         f"gunpowder=={GUNPOWDER_VERSION}", "psutil"], check=True)
+        done.touch()
     return python
 
 

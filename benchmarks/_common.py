@@ -32,13 +32,17 @@ def keys():
     return gp.ArrayKey("RAW"), gp.ArrayKey("GT"), gp.ArrayKey("MASK")
 
 
-def seed_pipeline(path: Path, after_random_location=None):
+def seed_pipeline(path: Path, after_random_location=None, before_random_location=None):
     """The seed's augmentation pipeline (without Train) and its request; a node given as
-    ``after_random_location`` (e.g. one that records requests) is inserted there."""
+    ``after_random_location`` or ``before_random_location`` (e.g. one that records requests)
+    is inserted there."""
     raw, gt, mask = keys()
     source = gp.ZarrSource(str(path), {raw: "volumes/raw", gt: "volumes/labels/neuron_ids",
                                        mask: "volumes/labels/mask"})
-    pipeline = source + gp.Normalize(raw) + gp.RandomLocation()
+    pipeline = source + gp.Normalize(raw)
+    if before_random_location is not None:
+        pipeline = pipeline + before_random_location
+    pipeline = pipeline + gp.RandomLocation()
     if after_random_location is not None:
         pipeline = pipeline + after_random_location
     pipeline = (pipeline

@@ -15,10 +15,10 @@ benchmarks/.gunpowder-venv created on first use with ``pip install gunpowder==1.
 psutil``), in a subprocess, as does daskgp, so each has its own peak RSS. Prints seconds and
 CPU-seconds per batch (median, min, max), peak RSS, daskgp's CPU per stage (read,
 coordinates, warp, intensity, other; measured on extra single-threaded batches), the floor
-(one zarr read of each box, then OpenCV remap / the numba nearest kernel on precomputed
-coordinates, single-threaded; run in the daskgp worker right after each of its batches, on
-that batch's boxes, so that a shared machine's load hits both alike) and the kernels alone
-(map_coordinates per section vs remap), the ratios, and writes
+(one zarr read of each box that daskgp's batch read, then OpenCV remap / the numba nearest
+kernel on precomputed coordinates, single-threaded; run in the daskgp worker right after each
+of its batches, on that batch's boxes, so that a shared machine's load hits both alike) and
+the kernels alone (map_coordinates per section vs remap), the ratios, and writes
 benchmarks/results/first_steps.json and first_steps.png.
 """
 
@@ -143,7 +143,8 @@ def worker_daskgp(path: str, batches: int, warmup: int, kind: str = "seed") -> d
     upstream = []
 
     class RecordUpstream(gp.BatchFilter):
-        """Records the ROIs the warp asks for (for the floor); changes nothing."""
+        """Records the ROIs the source is asked for (below RandomLocation: the boxes read,
+        for the floor); changes nothing."""
 
         lazy = True
 
@@ -152,7 +153,7 @@ def worker_daskgp(path: str, batches: int, warmup: int, kind: str = "seed") -> d
                              for k, s in request.array_specs.items()})
 
     if kind == "seed":
-        pipeline, request = seed_pipeline(Path(path), after_random_location=RecordUpstream())
+        pipeline, request = seed_pipeline(Path(path), before_random_location=RecordUpstream())
     else:
         pipeline, request = deform_pipeline(Path(path))
     prefixes = {task_prefix(n): n for n in ("ZarrSource", "Normalize", "RandomLocation",
@@ -204,7 +205,8 @@ def _rotation_maps(out_shape, box_shape, angle):
 
 
 class FloorBatches:
-    """The floor, one batch at a time: one zarr read of each upstream box, then the fastest
+    """The floor, one batch at a time: one zarr read of each box the batch's source read (the
+    same chunks decompressed), then the fastest
     kernels (OpenCV remap of each normalized section for RAW, the numba nearest kernel for GT
     and MASK) on precomputed coordinates (a rotation in y, x by an angle from the pipeline's
     range, made before timing), single-threaded. ``run`` is called in the daskgp worker right
@@ -231,13 +233,11 @@ class FloorBatches:
         results = {key: np.empty(outputs[key], np.float32 if key == "RAW" else
                                  self.root[DATASETS[key]].dtype) for key in rois}
         wall, cpu = time.perf_counter(), cpu_seconds()
-        for key, (_, shape) in rois.items():
-            # The recorded ROIs are relative to the request (RandomLocation shifts them):
-            # read the same shape at the volume's centre.
+        for key, (begin, shape) in rois.items():
+            # The very box daskgp read (voxel size 1, offset 0: world = voxels), so that both
+            # decompress the same zarr chunks.
             dataset = self.root[DATASETS[key]]
-            region = tuple(slice((v - s) // 2, (v - s) // 2 + s)
-                           for v, s in zip(dataset.shape, shape, strict=True))
-            data = dataset[region]
+            data = dataset[tuple(slice(b, b + s) for b, s in zip(begin, shape, strict=True))]
             rows, columns = maps[key]
             out = results[key]
             first = (shape[0] - outputs[key][0]) // 2

@@ -56,6 +56,14 @@ class Array:
         self.spec = spec
         self.attrs = {} if attrs is None else dict(attrs)
 
+    @classmethod
+    def _checked(cls, data, spec: ArraySpec, attrs: dict) -> Array:
+        """An array of ``data`` and ``spec`` known to match (taken, not copied), without
+        ``__init__``'s checks."""
+        array = cls.__new__(cls)
+        array.data, array.spec, array.attrs = data, spec, dict(attrs)
+        return array
+
     @property
     def is_lazy(self) -> bool:
         """True while the data is a dask array."""
@@ -69,6 +77,11 @@ class Array:
         """
         if self.spec.nonspatial:
             return self
+        if self.is_lazy and roi == self.spec.roi:
+            # Already that ROI (the usual case between nodes): the same data, a new spec.
+            spec = self.spec.copy()
+            return Array._checked(self.data, spec, copy_module.deepcopy(self.attrs) if copy
+                                  else self.attrs)
         if not self.spec.roi.contains(roi):
             raise ArrayError(f"cannot crop array with ROI {self.spec.roi} to {roi}: not contained")
         slices = roi_to_voxel_slices(roi, self.spec.roi, self.spec.voxel_size)

@@ -16,6 +16,15 @@ from .keys import ArrayKey, GraphKey
 INTERPOLATABLE_DTYPES = (np.float16, np.float32, np.float64, np.uint8, np.uint16)
 
 
+def _copy_roi(roi: Roi) -> Roi:
+    """An independent copy of ``roi``: a ``Roi`` holds two immutable ``Coordinate``s that
+    its setters replace, so a new object sharing them is one (and skips ``Roi.__init__``'s
+    re-validation, most of a graph build's ROI cost)."""
+    copy = roi.__class__.__new__(roi.__class__)
+    copy.__dict__.update(roi.__dict__)
+    return copy
+
+
 def guess_interpolatable(dtype: np.dtype) -> bool:
     """gunpowder's rule: float and small unsigned intensity types interpolate, labels do not.
 
@@ -63,7 +72,7 @@ class ArraySpec:
         spec = ArraySpec.__new__(ArraySpec)
         spec.__dict__.update(self.__dict__)
         if self.roi is not None:
-            spec.roi = Roi(self.roi.offset, self.roi.shape)
+            spec.roi = _copy_roi(self.roi)
         return spec
 
     def update_with(self, spec: ArraySpec) -> None:
@@ -155,7 +164,7 @@ class GraphSpec:
         spec = GraphSpec.__new__(GraphSpec)
         spec.__dict__.update(self.__dict__)
         if self.roi is not None:
-            spec.roi = Roi(self.roi.offset, self.roi.shape)
+            spec.roi = _copy_roi(self.roi)
         return spec
 
     def _fields(self) -> tuple:

@@ -133,6 +133,7 @@ class IntensityAugment(BatchFilter):
                 _scale_shift, data, data.mean(dtype=np.float64),
                 scale=float(scales.flat[0]), shift=float(shifts.flat[0]), clip=self.clip,
                 range_error=range_error, dtype=data.dtype, name=name,
+                meta=np.empty((0,) * data.ndim, dtype=data.dtype),
             )
         else:
             # One task per slab (its mean taken in the task), as for a one-block array.
@@ -143,6 +144,7 @@ class IntensityAugment(BatchFilter):
             augmented = da.map_blocks(
                 _scale_shift_slab, data.rechunk(chunks), scales=scales, shifts=shifts,
                 clip=self.clip, range_error=range_error, dtype=data.dtype, name=name,
+                meta=np.empty((0,) * data.ndim, dtype=data.dtype),
             )
         outputs = Batch()
         outputs[self.array] = Array(augmented, array.spec, array.attrs)
@@ -173,27 +175,39 @@ class IntensityAugment(BatchFilter):
         return tuple(n if s == -1 else int(s) for n, s in zip(shape, slab, strict=True))
 
 
-def _scale_shift(block, mean, scale, shift, clip, range_error):
-    """``mean + (block - mean) * scale + shift``, clipped to [0, 1] when ``clip``."""
+def _memory_order(block: np.ndarray):
+    """``block`` as a view in memory order (SimpleAugment's mirrors and transposes undone),
+    C-contiguous where the block is a mirrored or transposed contiguous array, and the
+    ``(inverse, flips)`` that turn a result of that view's shape back into ``block``'s
+    orientation (None where ``block`` is not such a view: then a contiguous copy)."""
+    flips = tuple(slice(None, None, -1) if s < 0 else slice(None) for s in block.strides)
+    values = block[flips]
+    order = tuple(int(a) for a in np.argsort(values.strides, kind="stable")[::-1])
+    values = values.transpose(order)
+    if not values.flags.c_contiguous:
+        return np.ascontiguousarray(block), None
+    return values, (tuple(int(a) for a in np.argsort(order)), flips)
+
+
+def _scale_shift(block, mean, scale, shift, clip, range_error, values=None):
+    """``mean + (block - mean) * scale + shift``, clipped to [0, 1] when ``clip``
+    (``values``: ``_memory_order(block)`` if already taken)."""
     # In the data's own precision, as gunpowder computes it (no float64 temporaries), in one
     # compiled pass: the numpy expression's bits, without its five temporaries.
     mean, scale, shift = (block.dtype.type(v) for v in (mean, scale, shift))
     # Elementwise: a mirrored or transposed block (SimpleAugment's views) is computed in
     # memory order and mirrored and transposed back, instead of being copied first.
-    flips = tuple(slice(None, None, -1) if s < 0 else slice(None) for s in block.strides)
-    values = block[flips]
-    order = tuple(int(a) for a in np.argsort(values.strides, kind="stable")[::-1])
-    inverse = tuple(int(a) for a in np.argsort(order))
-    values = values.transpose(order)
-    if not values.flags.c_contiguous:
-        values, flips, order, inverse = np.ascontiguousarray(block), None, None, None
+    values, restore = _memory_order(block) if values is None else values
     result = np.empty(values.shape, dtype=block.dtype)
     if not scale_shift(values, mean, scale, shift, bool(clip), result):
         raise BatchError(range_error)
-    return result if order is None else result.transpose(inverse)[flips]
+    return result if restore is None else result.transpose(restore[0])[restore[1]]
 
 
 def _scale_shift_slab(block, scales, shifts, clip, range_error, block_id=None):
     """One slab per block: its own mean, scale and shift."""
-    mean = block.mean(dtype=np.float64) if block.size else 0.0
-    return _scale_shift(block, mean, scales[block_id], shifts[block_id], clip, range_error)
+    # The mean in memory order too: a sum over a strided view costs twice as much.
+    values = _memory_order(block)
+    mean = values[0].mean(dtype=np.float64) if block.size else 0.0
+    return _scale_shift(block, mean, scales[block_id], shifts[block_id], clip, range_error,
+                        values)

@@ -8,12 +8,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
+import dask.array as da
 import numpy as np
+from dask.base import tokenize
 
 from ..batch import Array, Batch
 from ..errors import BatchRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..keys import ArrayKey
+from ..names import task_prefix
 from ..provider import BatchFilter
 from ..request import BatchRequest
 
@@ -133,11 +136,10 @@ class SimpleAugment(BatchFilter):
             if key not in request or array.spec.nonspatial:
                 continue
             channels = array.data.ndim - self.dims
-            flips = tuple(slice(None, None, -1 if m else None) for m in mirror)
-            data = array.data[(slice(None),) * channels + flips]
-            axes = list(range(channels)) + [channels + t for t in transpose]
-            if axes != list(range(data.ndim)):
-                data = data.transpose(axes)
+            flips = (slice(None),) * channels + tuple(
+                slice(None, None, -1 if m else None) for m in mirror)
+            axes = tuple(range(channels)) + tuple(channels + t for t in transpose)
+            data = self._orient(array.data, flips, axes)
             spec = array.spec.copy()
             spec.roi = request[key].roi
             outputs[key] = Array(data, spec, array.attrs)
@@ -147,6 +149,25 @@ class SimpleAugment(BatchFilter):
         return outputs
 
     # --- internals -----------------------------------------------------------------------------
+
+    def _orient(self, data, flips: tuple, axes: tuple):
+        """``data[flips].transpose(axes)``, as views: for a one-chunk dask array (a warp's
+        batch-sized output) one task (no getitem and transpose layers to build), else dask's
+        slicing and transpose."""
+        mirrored = any(f.step is not None for f in flips)
+        moved = axes != tuple(range(len(axes)))
+        if not (mirrored or moved):
+            return data
+        if isinstance(data, da.Array) and data.npartitions == 1:
+            shape = tuple(data.shape[a] for a in axes)
+            return da.map_blocks(
+                _oriented, data, flips=flips, axes=axes, chunks=tuple((n,) for n in shape),
+                meta=np.empty((0,) * data.ndim, dtype=data.dtype),
+                name=f"{task_prefix(self.name())}-" + tokenize(data.name, flips, axes),
+            )
+        if mirrored:
+            data = data[flips]
+        return data.transpose(axes) if moved else data
 
     def _draw(self, request: BatchRequest) -> tuple[list[bool], list[int]]:
         """(mirror per axis, permutation): output axis d comes from upstream axis t[d]."""
@@ -217,6 +238,11 @@ class SimpleAugment(BatchFilter):
     def _lcm_voxel_size(self, request: BatchRequest) -> Coordinate | None:
         keys = [k for k in request.array_specs if k in self.spec]
         return self.spec.get_lcm_voxel_size(keys)
+
+
+def _oriented(block: np.ndarray, flips: tuple, axes: tuple) -> np.ndarray:
+    """A view of ``block`` mirrored (``flips``) and transposed (``axes``)."""
+    return block[flips].transpose(axes)
 
 
 def _spatial_specs(request: BatchRequest):

@@ -2,7 +2,8 @@
 
 numba kernels evaluate coordinates (affine part + separable B-spline + section shifts) and
 sample nearest (any dtype, exact) or trilinear; OpenCV's ``remap`` samples slice-wise bilinear;
-``scale_shift`` is IntensityAugment's range check, scale, shift and clip in one pass.
+``scale_shift`` is IntensityAugment's range check, scale, shift and clip in one pass;
+``subdivide`` refines B-spline coefficients for the bounds (``SplineHull``).
 """
 
 from __future__ import annotations
@@ -307,3 +308,29 @@ def scale_shift(block, mean, scale, shift, clip, out):
         outside |= (value < 0) | (value > 1)
         result[i] = min(max((value - mean) * scale + offset, 0), 1)
     return outside == 0
+
+
+@_jit
+def subdivide(coefficients, out):
+    """Cubic B-spline coefficients on knots twice as dense along axis 1 of ``coefficients``
+    (``(a, n, b)``, float64) into ``out`` (``(a, 2 * n - 5, b)``): even entries
+    ``(c[i] + 6 * c[i + 1] + c[i + 2]) / 8``, odd ones ``(c[i + 1] + c[i + 2]) / 2``, in
+    that order (numpy's arithmetic and bits, without its temporaries and axis moves)."""
+    n, m = coefficients.shape[1], coefficients.shape[2]
+    if m == 1:  # the last axis: along rows
+        c, r = coefficients[:, :, 0], out[:, :, 0]
+        for a in range(c.shape[0]):
+            for i in range(n - 2):
+                r[a, 2 * i] = (c[a, i] + 6.0 * c[a, i + 1] + c[a, i + 2]) / 8.0
+            for i in range(n - 3):
+                r[a, 2 * i + 1] = (c[a, i + 1] + c[a, i + 2]) / 2.0
+        return
+    for a in range(coefficients.shape[0]):
+        for i in range(n - 2):
+            for b in range(m):
+                out[a, 2 * i, b] = (coefficients[a, i, b] + 6.0 * coefficients[a, i + 1, b]
+                                    + coefficients[a, i + 2, b]) / 8.0
+        for i in range(n - 3):
+            for b in range(m):
+                out[a, 2 * i + 1, b] = (coefficients[a, i + 1, b]
+                                        + coefficients[a, i + 2, b]) / 2.0

@@ -11,7 +11,7 @@ from daskgp.transforms import (
     mirror_index,
     spline_coefficients,
 )
-from daskgp.transforms._bspline import SplineHull
+from daskgp.transforms._bspline import SplineHull, _subdivide, _subdivide_reference
 
 
 def full_field(values, shape, subsample=1, dtype=np.float64):
@@ -122,3 +122,16 @@ def test_hull_bounds_the_spline_and_is_tighter_than_the_coefficients():
                                                                      strict=True)])
         part = field[tuple(slice(b, e + 1) for b, e in zip(begin, end, strict=True))]
         assert low <= part.min() and part.max() <= high
+
+
+@pytest.mark.parametrize("shape", [(7,), (9, 6), (21, 7, 7), (6, 5, 8, 7)])
+def test_compiled_subdivision_has_numpy_bits_along_every_axis(shape):
+    coefficients = np.random.default_rng(len(shape)).normal(scale=3.0, size=shape)
+    for axis in range(len(shape)):
+        refined = _subdivide(coefficients, axis)
+        expected = _subdivide_reference(coefficients, axis)
+        assert refined.shape == expected.shape
+        assert np.array_equal(refined, expected)
+    # Non-contiguous input (a view) gives the same as its copy.
+    view = coefficients[..., ::-1]
+    assert np.array_equal(_subdivide(view, 0), _subdivide_reference(view, 0))

@@ -15,11 +15,11 @@ benchmarks/.gunpowder-venv created on first use with ``pip install gunpowder==1.
 psutil``), in a subprocess, as does daskgp, so each has its own peak RSS. Prints seconds and
 CPU-seconds per batch (median, min, max), peak RSS, daskgp's CPU per stage (read,
 coordinates, warp, intensity, other; measured on extra single-threaded batches), the floor
-(one zarr read of each box that daskgp's batch read, then OpenCV remap / the numba nearest
-kernel on precomputed coordinates, single-threaded; run in the daskgp worker right after each
-of its batches, on that batch's boxes, so that a shared machine's load hits both alike) and
-the kernels alone (map_coordinates per section vs remap), the ratios, and writes
-benchmarks/results/first_steps.json and first_steps.png.
+(one read of each box that daskgp's batch read, with TensorStore as daskgp reads, then
+OpenCV remap / the numba nearest kernel on precomputed coordinates, single-threaded; run in
+the daskgp worker right after each of its batches, on that batch's boxes, so that a shared
+machine's load hits both alike) and the kernels alone (map_coordinates per section vs remap),
+the ratios, and writes benchmarks/results/first_steps.json and first_steps.png.
 """
 
 from __future__ import annotations
@@ -205,8 +205,9 @@ def _rotation_maps(out_shape, box_shape, angle):
 
 
 class FloorBatches:
-    """The floor, one batch at a time: one zarr read of each box the batch's source read (the
-    same chunks decompressed), then the fastest
+    """The floor, one batch at a time: one read of each box the batch's source read (the
+    same chunks decompressed), with the fastest reader here (TensorStore, as daskgp reads local
+    zarr; zarr-python where TensorStore cannot open the dataset), then the fastest
     kernels (OpenCV remap of each normalized section for RAW, the numba nearest kernel for GT
     and MASK) on precomputed coordinates (a rotation in y, x by an angle from the pipeline's
     range, made before timing), single-threaded. ``run`` is called in the daskgp worker right
@@ -216,7 +217,11 @@ class FloorBatches:
         import numpy as np
         import zarr
 
+        from daskgp.io import tensorstore_io
+
         self.root = zarr.open_group(path, mode="r")
+        self.handles = {key: tensorstore_io.open_local(path, dataset, self.root[dataset])
+                        for key, dataset in DATASETS.items()}
         self.rng = np.random.default_rng(seed)
         self.walls: list[float] = []
         self.cpus: list[float] = []
@@ -236,8 +241,10 @@ class FloorBatches:
         for key, (begin, shape) in rois.items():
             # The very box daskgp read (voxel size 1, offset 0: world = voxels), so that both
             # decompress the same zarr chunks.
-            dataset = self.root[DATASETS[key]]
-            data = dataset[tuple(slice(b, b + s) for b, s in zip(begin, shape, strict=True))]
+            box = tuple(slice(b, b + s) for b, s in zip(begin, shape, strict=True))
+            handle = self.handles[key]
+            data = (self.root[DATASETS[key]][box] if handle is None
+                    else handle[box].read().result())
             rows, columns = maps[key]
             out = results[key]
             first = (shape[0] - outputs[key][0]) // 2

@@ -148,6 +148,23 @@ def _corner(data, i0, i1, i2, factor, normalize):
 
 
 @_jit
+def _cell(coordinates, i0, i1, i2, s0, s1, s2):
+    """The trilinear cell of output voxel ``(i0, i1, i2)`` in a source of shape
+    ``(s0, s1, s2)``: whether its coordinate lies inside ``[0, size - 1]`` on every axis, the
+    lower and upper corners (the upper clamped to the last voxel) and the fractions (float64),
+    as ``map_coordinates(order=1)`` takes them."""
+    c0 = np.float64(coordinates[0, i0, i1, i2])
+    c1 = np.float64(coordinates[1, i0, i1, i2])
+    c2 = np.float64(coordinates[2, i0, i1, i2])
+    if not (c0 >= 0.0 and c0 <= s0 - 1 and c1 >= 0.0 and c1 <= s1 - 1
+            and c2 >= 0.0 and c2 <= s2 - 1):
+        return False, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0
+    a0, a1, a2 = math.floor(c0), math.floor(c1), math.floor(c2)
+    return (True, a0, a1, a2, min(a0 + 1, s0 - 1), min(a1 + 1, s1 - 1), min(a2 + 1, s2 - 1),
+            c0 - a0, c1 - a1, c2 - a2)
+
+
+@_jit
 def trilinear(data, coordinates, out, factor=_ONE, normalize=False):
     """Trilinear interpolation (float64 weights) of ``data`` at ``coordinates`` (3 axes), 0
     where a coordinate lies outside ``[0, size - 1]``: ``map_coordinates(order=1,
@@ -160,17 +177,11 @@ def trilinear(data, coordinates, out, factor=_ONE, normalize=False):
             for i0 in range(n0):
                 for i1 in range(t1, min(t1 + _TILE, n1)):
                     for i2 in range(t2, min(t2 + _TILE, n2)):
-                        c0 = np.float64(coordinates[0, i0, i1, i2])
-                        c1 = np.float64(coordinates[1, i0, i1, i2])
-                        c2 = np.float64(coordinates[2, i0, i1, i2])
-                        if not (c0 >= 0.0 and c0 <= s0 - 1 and c1 >= 0.0 and c1 <= s1 - 1
-                                and c2 >= 0.0 and c2 <= s2 - 1):
+                        inside, a0, a1, a2, b0, b1, b2, f0, f1, f2 = _cell(
+                            coordinates, i0, i1, i2, s0, s1, s2)
+                        if not inside:
                             out[i0, i1, i2] = 0
                             continue
-                        a0, a1, a2 = math.floor(c0), math.floor(c1), math.floor(c2)
-                        f0, f1, f2 = c0 - a0, c1 - a1, c2 - a2
-                        b0, b1 = min(a0 + 1, s0 - 1), min(a1 + 1, s1 - 1)
-                        b2 = min(a2 + 1, s2 - 1)
                         g0, g1, g2 = 1.0 - f0, 1.0 - f1, 1.0 - f2
                         low = ((_corner(data, a0, a1, a2, factor, normalize) * g2
                                 + _corner(data, a0, a1, b2, factor, normalize) * f2) * g1
@@ -238,17 +249,11 @@ def trilinear_integer(data, coordinates, out):
             for i0 in range(n0):
                 for i1 in range(t1, min(t1 + _TILE, n1)):
                     for i2 in range(t2, min(t2 + _TILE, n2)):
-                        c0 = np.float64(coordinates[0, i0, i1, i2])
-                        c1 = np.float64(coordinates[1, i0, i1, i2])
-                        c2 = np.float64(coordinates[2, i0, i1, i2])
-                        if not (c0 >= 0.0 and c0 <= s0 - 1 and c1 >= 0.0 and c1 <= s1 - 1
-                                and c2 >= 0.0 and c2 <= s2 - 1):
+                        inside, a0, a1, a2, b0, b1, b2, f0, f1, f2 = _cell(
+                            coordinates, i0, i1, i2, s0, s1, s2)
+                        if not inside:
                             out[i0, i1, i2] = 0
                             continue
-                        a0, a1, a2 = math.floor(c0), math.floor(c1), math.floor(c2)
-                        f0, f1, f2 = c0 - a0, c1 - a1, c2 - a2
-                        b0, b1 = min(a0 + 1, s0 - 1), min(a1 + 1, s1 - 1)
-                        b2 = min(a2 + 1, s2 - 1)
                         g0, g1, g2 = 1.0 - f0, 1.0 - f1, 1.0 - f2
                         t = 0.0
                         t += data[a0, a1, a2] * g0 * g1 * g2

@@ -147,15 +147,19 @@ def test_close_cancels_queued_tasks_instead_of_running_them(num_workers):
     the planned-ahead batch never computes, later batches are never planned."""
     batches = GatedBatches()
     batches.open(0)
+    delivered = threading.Event()
 
     def plan(index):
-        if index > 0:  # batch 0's tasks first: the gated ones must not hold the pool's threads
-            wait_until(lambda: batches.ran.count(0) == CHUNKS, "batch 0 computed")
+        # Batch 0 delivered first, its last task included: gated tasks of later batches on
+        # the pool's threads would leave none to finish it.
+        if index > 0 and not delivered.wait(60):
+            raise AssertionError("batch 0 was never delivered")
         return batches.plan(index)
 
     prefetcher = BatchPrefetcher(plan, "threads", cache_size=40, num_workers=num_workers)
     cap = prefetcher._max_active
     prefetcher.get(0)
+    delivered.set()
     wait_until(lambda: len(batches.planned) == cap + 2, "the next batches planned")
     wait_until(lambda: prefetcher._active == cap, "the next batches computing")
     wait_until(lambda: len(batches.running) > 1, "the next batches' tasks running")

@@ -106,7 +106,7 @@ def _precompute(args: argparse.Namespace) -> int:
             found["pipeline"], found["request"], args.out, args.num_batches, seed=args.seed,
             scheduler=args.scheduler, client=client, batches_in_flight=args.batches_in_flight,
             progress=not args.no_progress, pipeline_hash=_fingerprint(args.pipeline_file, found),
-            overwrite=args.overwrite, force=args.force,
+            overwrite=args.overwrite, force=args.force, max_batches=args.max_batches,
         )
     print(
         f"daskgp precompute: wrote {summary.written} batches to {summary.path} "
@@ -256,6 +256,9 @@ def make_parser() -> argparse.ArgumentParser:
     _add_scheduler_arguments(precompute)
     precompute.add_argument("--batches-in-flight", type=int, default=None, metavar="K",
                             help="batches computed at once (default: 2 x cores or threads)")
+    precompute.add_argument("--max-batches", type=int, default=None, metavar="M",
+                            help="stop after writing M batches (a trial run of a big job; a "
+                                 "rerun continues)")
     precompute.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_job_arguments(precompute)
     precompute.set_defaults(run=_precompute)

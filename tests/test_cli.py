@@ -202,6 +202,18 @@ def test_more_batches_grow_the_output_and_fewer_are_refused(tmp_path, quick, cap
     np.testing.assert_array_equal(zarr.open_group(out, mode="r")["RAW"][:], stored)
 
 
+def test_max_batches_stops_early_and_a_rerun_continues(tmp_path, quick, capsys):
+    out = str(tmp_path / "batches.zarr")
+    arguments = ["precompute", PIPELINE_FILE, "--out", out, "--scheduler", "sync",
+                 "--no-progress", "--seed", "3", "--num-batches", "5"]
+    assert main([*arguments, "--max-batches", "2"]) == 0
+    assert "wrote 2 batches" in capsys.readouterr().out
+    assert read_completed(out, 5).tolist() == [True, True, False, False, False]
+    assert main(arguments) == 0
+    assert "wrote 3 batches" in capsys.readouterr().out and read_completed(out, 5).all()
+    assert_matches_reference(out, 5, seed=3)
+
+
 def test_scheduler_and_address_are_exclusive(capsys):
     with pytest.raises(SystemExit):
         main(["precompute", PIPELINE_FILE, "--num-batches", "1", "--out", "o",

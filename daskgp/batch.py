@@ -240,9 +240,11 @@ class Batch:
         is a materialization boundary. ``scheduler`` is any of dask's (``"sync"``,
         ``"threads"``, ``"processes"``, a ``distributed.Client``); None follows dask's rules.
         """
+        from .scheduling import local_get  # scheduling imports this module
+
         keys = [k for k, a in self.arrays.items() if a.is_lazy]
         values = dask.compute(*(self.arrays[k].data for k in keys), *self.side_effects,
-                              scheduler=scheduler, **kwargs)
+                              scheduler=local_get(scheduler), **kwargs)
         return self.with_computed(keys, values[: len(keys)])
 
     def with_computed(self, keys: list, values) -> Batch:
@@ -257,8 +259,11 @@ class Batch:
 
     def persist(self, scheduler=None, **kwargs) -> Batch:
         """This batch with its dask arrays persisted (in memory, or on a cluster's workers)."""
+        from .scheduling import local_get  # scheduling imports this module
+
         keys = [k for k, a in self.arrays.items() if a.is_lazy]
-        values = dask.persist(*(self.arrays[k].data for k in keys), scheduler=scheduler, **kwargs)
+        values = dask.persist(*(self.arrays[k].data for k in keys),
+                              scheduler=local_get(scheduler), **kwargs)
         arrays = dict(self.arrays)
         for key, value in zip(keys, values, strict=False):
             arrays[key] = Array(value, self.arrays[key].spec, self.arrays[key].attrs)

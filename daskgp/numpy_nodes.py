@@ -312,9 +312,9 @@ def _process_in_driver(node, batch: Batch, request: BatchRequest) -> Batch:
     """A numpy filter that updates or provides a requested graph: the graph is needed while
     planning downstream, so its inputs are computed and ``process`` runs now, in the driver
     (a materialization boundary)."""
-    from .scheduling import current_scheduler, local_get
+    from .scheduling import current_scheduler
 
-    batch = batch.compute(scheduler=local_get(current_scheduler()))
+    batch = batch.compute(scheduler=current_scheduler())
     for key, graph in list(batch.graphs.items()):
         batch.graphs[key] = graph.copy()
     with _seeded_globals(node, request, "process"):

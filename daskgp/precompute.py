@@ -38,7 +38,7 @@ from .names import NodeTask
 from .numpy_nodes import without_learning
 from .pipeline import Pipeline, build
 from .request import BatchRequest
-from .scheduling import is_client, resolve_scheduler
+from .scheduling import is_client, local_get, resolve_scheduler
 from .specs import ArraySpec
 
 logger = logging.getLogger(__name__)
@@ -400,7 +400,7 @@ class _ComputeBatch:
     __name__ = "precompute-batch"
 
     def __call__(self, planned: _PlannedBatch) -> list[int]:
-        (checksums,) = dask.compute(planned.task, scheduler="sync")
+        (checksums,) = dask.compute(planned.task, scheduler=local_get("sync"))
         return checksums
 
 

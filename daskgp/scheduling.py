@@ -76,7 +76,9 @@ def current_scheduler():
 
 def local_get(scheduler):
     """``scheduler`` as dask's own function where it names one of dask's local schedulers
-    ("sync", "threads", "processes" and their aliases), else unchanged.
+    ("sync", "threads", "processes" and their aliases), else unchanged. Every daskgp compute
+    passes its scheduler through it (``Batch.compute``/``persist``, the model nodes, PreCache,
+    the driver-side computes of nodes).
 
     ``dask.compute(scheduler="threads")`` imports ``distributed`` (to look for a client) on
     its first call in a process, about 0.5-1 s; the function runs the same scheduler without
@@ -341,7 +343,7 @@ class BatchPrefetcher:
                 kwargs = {"pool": self._pool.for_priority(index)}
             elif self._pool is not None:
                 kwargs = {"pool": self._pool}
-            values = dask.compute(*data, scheduler=self._scheduler, **kwargs)
+            values = dask.compute(*data, scheduler=local_get(self._scheduler), **kwargs)
             return batch, lazy_keys, values
         finally:
             if release:

@@ -14,7 +14,7 @@ from ..errors import BatchRequestError, PipelineSetupError
 from ..geometry import Roi
 from ..provider import BatchFilter
 from ..request import BatchRequest
-from ..scheduling import current_scheduler
+from ..scheduling import current_scheduler, local_get
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class DaisyRequestBlocks(BatchFilter):
                 start = time.time()
                 batch = self.get_upstream_provider().request_batch(self._block_request(block))
                 if batch.side_effects:
-                    dask.compute(*batch.side_effects, scheduler=scheduler)
+                    dask.compute(*batch.side_effects, scheduler=local_get(scheduler))
                 if self.block_done_callback is not None:
                     self.block_done_callback(block, start, time.time() - start)
 

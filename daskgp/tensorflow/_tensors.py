@@ -11,13 +11,14 @@ from ..batch import Array, Batch
 from ..errors import ArrayError, PipelineSetupError
 from ..keys import ArrayKey
 from ..request import BatchRequest
+from ..scheduling import local_get
 from ..specs import ArraySpec
 
 
 def materialize(batch: Batch, keys, scheduler) -> dict[ArrayKey, np.ndarray]:
     """numpy data of ``keys``, computing the lazy ones in one ``dask.compute``."""
     lazy = [k for k in keys if batch[k].is_lazy]
-    values = dask.compute(*(batch[k].data for k in lazy), scheduler=scheduler)
+    values = dask.compute(*(batch[k].data for k in lazy), scheduler=local_get(scheduler))
     data = {k: np.asarray(batch[k].data) for k in keys if k not in lazy}
     data.update(dict(zip(lazy, values, strict=True)))
     return data

@@ -83,6 +83,22 @@ def test_bounds_are_computed_from_corners_not_from_a_field():
     assert low[1] < -3000 and high[1] > shape[1] + 3000
 
 
+def transform_and_sub_box(shape, spacing, sigma, angle, scale, subsample, misalign, seed,
+                          data):
+    """A jittered transform of ``shape`` (with random slips and shifts if ``misalign``) and a
+    sub-box ``(begin, size)`` of it drawn by hypothesis."""
+    shifts = None
+    if misalign:
+        rng = np.random.default_rng(seed)
+        shifts = section_shifts(rng.random(shape[0]), rng.integers(-3, 4, (shape[0], 2)),
+                                0.3, 0.3)
+    t = ElasticTransform(shape, jittered(shape, spacing, sigma, seed), angle, scale, shifts,
+                         subsample)
+    begin = tuple(data.draw(st.integers(0, s - 1)) for s in shape)
+    size = tuple(data.draw(st.integers(1, s - b)) for s, b in zip(shape, begin, strict=True))
+    return t, begin, size
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     shape=st.tuples(st.integers(1, 12), st.integers(1, 30), st.integers(1, 30)),
@@ -99,15 +115,8 @@ def test_box_contains_every_sampled_coordinate(shape, spacing, sigma, angle, sca
                                                misalign, seed, data):
     """Every source coordinate of a sub-box lies inside ``source_box`` of that sub-box, which
     lies inside the box of the whole grid; coordinates are exact shifts of each other."""
-    shifts = None
-    if misalign:
-        rng = np.random.default_rng(seed)
-        shifts = section_shifts(rng.random(shape[0]), rng.integers(-3, 4, (shape[0], 2)),
-                                0.3, 0.3)
-    t = ElasticTransform(shape, jittered(shape, spacing, sigma, seed), angle, scale, shifts,
-                         subsample)
-    begin = tuple(data.draw(st.integers(0, s - 1)) for s in shape)
-    size = tuple(data.draw(st.integers(1, s - b)) for s, b in zip(shape, begin, strict=True))
+    t, begin, size = transform_and_sub_box(shape, spacing, sigma, angle, scale, subsample,
+                                           misalign, seed, data)
     box_begin, box_end = source_box(t, begin, size)
     coordinates = source_coordinates(t, begin, size, relative_to=box_begin)
     for d in range(3):
@@ -139,15 +148,8 @@ def test_tight_box_from_tiles_is_that_of_every_voxel(shape, spacing, sigma, angl
                                                      subsample, misalign, seed, data):
     """``tight_source_box`` evaluates only the tiles that could widen it, yet gives the box of
     the floor and ceil of every voxel's coordinates (here tiling even the smallest boxes)."""
-    shifts = None
-    if misalign:
-        rng = np.random.default_rng(seed)
-        shifts = section_shifts(rng.random(shape[0]), rng.integers(-3, 4, (shape[0], 2)),
-                                0.3, 0.3)
-    t = ElasticTransform(shape, jittered(shape, spacing, sigma, seed), angle, scale, shifts,
-                         subsample)
-    begin = tuple(data.draw(st.integers(0, s - 1)) for s in shape)
-    size = tuple(data.draw(st.integers(1, s - b)) for s, b in zip(shape, begin, strict=True))
+    t, begin, size = transform_and_sub_box(shape, spacing, sigma, angle, scale, subsample,
+                                           misalign, seed, data)
     coordinates = source_coordinates(t, begin, size).reshape(3, -1)
     expected = (tuple(math.floor(v) for v in coordinates.min(axis=1)),
                 tuple(math.ceil(v) + 1 for v in coordinates.max(axis=1)))

@@ -229,6 +229,7 @@ class FloorBatches:
     def run(self, rois: dict) -> None:
         import numpy as np
 
+        from daskgp.io import tensorstore_io
         from daskgp.transforms._kernels import bilinear, nearest_section
 
         outputs = {"RAW": RAW_SHAPE, "GT": GT_SHAPE, "MASK": GT_SHAPE}
@@ -244,7 +245,7 @@ class FloorBatches:
             box = tuple(slice(b, b + s) for b, s in zip(begin, shape, strict=True))
             handle = self.handles[key]
             data = (self.root[DATASETS[key]][box] if handle is None
-                    else handle[box].read().result())
+                    else tensorstore_io.read(handle, box))
             rows, columns = maps[key]
             out = results[key]
             first = (shape[0] - outputs[key][0]) // 2

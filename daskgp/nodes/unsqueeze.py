@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
+from dask.array import Array as DaskArray
 from dask.base import tokenize
 
-from ..batch import Array, Batch
+from ..batch import Array
 from ..errors import PipelineRequestError
 from ..keys import ArrayKey
 from ..names import task_prefix
-from ..provider import BatchFilter
-from ..request import BatchRequest
+from ._channel_axis import ChannelAxisFilter
 
 
-class Unsqueeze(BatchFilter):
+class Unsqueeze(ChannelAxisFilter):
     """Unsqueeze arrays at a given (channel) axis.
 
     The new axis must go before the spatial axes (anywhere in a nonspatial array).
@@ -35,41 +33,19 @@ class Unsqueeze(BatchFilter):
         (1, 4, 4)
     """
 
-    lazy = True
+    action = "unsqueeze"
 
-    def __init__(self, arrays: Sequence[ArrayKey], axis: int = 0) -> None:
-        self.arrays = list(arrays)
-        self.axis = axis
-
-    def setup(self) -> None:
-        self.enable_autoskip()
-        for array in self.arrays:
-            self.updates(array, self.upstream_spec(array, "unsqueeze"))
-
-    def prepare(self, request: BatchRequest) -> BatchRequest:
-        dependencies = BatchRequest()
-        for array in self.arrays:
-            if array in request:
-                dependencies[array] = request[array].copy()
-        return dependencies
-
-    def process(self, batch: Batch, request: BatchRequest) -> Batch:
-        outputs = Batch()
-        for key in self.arrays:
-            if key not in batch.arrays or key not in request:
-                continue
-            array = batch[key]
-            data = array.data
-            spatial = 0 if array.spec.nonspatial else array.spec.roi.dims
-            # numpy's (and gunpowder's) rule: a negative axis counts from the end of the result.
-            axis = self.axis + data.ndim + 1 if self.axis < 0 else self.axis
-            if not 0 <= axis <= data.ndim - spatial:
-                raise PipelineRequestError(
-                    f"{self.name()}: cannot insert axis {self.axis} into {key} with shape "
-                    f"{data.shape} (ROI {array.spec.roi}): new axes go before the {spatial} "
-                    "spatial axes"
-                )
-            name = f"{task_prefix(self.name())}-{tokenize(data.name, axis)}"
-            data = data.map_blocks(np.expand_dims, axis=axis, new_axis=axis, name=name)
-            outputs[key] = Array(data, array.spec, array.attrs)
-        return outputs
+    def change(self, key: ArrayKey, array: Array) -> DaskArray:
+        data = array.data
+        spatial = self.spatial_dims(array)
+        # numpy's (and gunpowder's) rule: a negative axis counts from the end of the result.
+        axis = self.axis + data.ndim + 1 if self.axis < 0 else self.axis
+        if not 0 <= axis <= data.ndim - spatial:
+            raise PipelineRequestError(
+                f"{self.name()}: cannot insert axis {self.axis} into {key} with shape "
+                f"{data.shape} (ROI {array.spec.roi}): new axes go before the {spatial} "
+                "spatial axes"
+            )
+        name = f"{task_prefix(self.name())}-{tokenize(data.name, axis)}"
+        data = data.map_blocks(np.expand_dims, axis=axis, new_axis=axis, name=name)
+        return data

@@ -316,6 +316,25 @@ def scale_shift(block, mean, scale, shift, clip, out):
 
 
 @_jit
+def scale_shift_in_place(values, mean, scale, shift, clip):
+    """``scale_shift`` of the 1D ``values`` into itself (one array, so that the loop vectorizes:
+    with two arguments that alias, the compiled loop falls back to one value at a time).
+    Returns False when ``clip`` and a value lay outside [0, 1] (``values`` is then not to be
+    used)."""
+    offset = mean + shift
+    if not clip:
+        for i in range(values.shape[0]):
+            values[i] = (values[i] - mean) * scale + offset
+        return True
+    outside = 0
+    for i in range(values.shape[0]):
+        value = values[i]
+        outside |= (value < 0) | (value > 1)
+        values[i] = min(max((value - mean) * scale + offset, 0), 1)
+    return outside == 0
+
+
+@_jit
 def subdivide(coefficients, out):
     """Cubic B-spline coefficients on knots twice as dense along axis 1 of ``coefficients``
     (``(a, n, b)``, float64) into ``out`` (``(a, 2 * n - 5, b)``): even entries

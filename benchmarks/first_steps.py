@@ -120,6 +120,8 @@ def stage_seconds(p, request, batches: int) -> dict:
     # Source sections gathered from the read blocks and normalized (a fused Normalize).
     clock.wrap(_warp.SourceBlocks, "section", "warp")
     clock.wrap(intensity_augment, "_scale_shift", "intensity")
+    # IntensityAugment fused into the warp's task (in place, at its end).
+    clock.wrap(_warp.ScaleShift, "apply", "intensity")
     process, thread = cpu_seconds(), time.thread_time()
     for _ in range(batches):
         p.request_lazy_batch(request).compute(scheduler="sync")

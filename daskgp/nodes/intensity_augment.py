@@ -20,7 +20,7 @@ from ..keys import ArrayKey
 from ..names import task_prefix
 from ..provider import BatchFilter
 from ..request import BatchRequest
-from ..transforms import ScaleShift, warp_rebuild
+from ..transforms import ScaleShift, sectioned_mean, warp_rebuild
 from ..transforms._kernels import scale_shift
 
 
@@ -219,6 +219,6 @@ def _scale_shift_slab(block, scales, shifts, clip, range_error, block_id=None):
     """One slab per block: its own mean, scale and shift."""
     # The mean in memory order too: a sum over a strided view costs twice as much.
     values = _memory_order(block)
-    mean = values[0].mean(dtype=np.float64) if block.size else 0.0
+    mean = sectioned_mean(values[0])
     return _scale_shift(block, mean, scales[block_id], shifts[block_id], clip, range_error,
                         values)

@@ -43,6 +43,7 @@ from ._warp import (
     mark_warp_output,
     output_chunk_shape,
     sample,
+    sectioned_mean,
     warp_block,
     warp_rebuild,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "quaternion_rotation",
     "sample",
     "section_shifts",
+    "sectioned_mean",
     "source_bounds",
     "source_box",
     "source_coordinates",

@@ -365,6 +365,36 @@ def scale_shift(block, mean, scale, shift, clip, out):
 
 
 @_jit
+def lane_sum(values):
+    """The float64 sum of the 1D ``values`` in eight interleaved partial sums (element ``i``
+    into sum ``i % 8``), combined pairwise, then the remainder: a fixed order (the same bits
+    wherever the same values are summed), and eight independent additions at a time."""
+    n = values.shape[0]
+    full = n - n % 8
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    for i in range(0, full, 8):
+        a0 += values[i]
+        a1 += values[i + 1]
+        a2 += values[i + 2]
+        a3 += values[i + 3]
+        a4 += values[i + 4]
+        a5 += values[i + 5]
+        a6 += values[i + 6]
+        a7 += values[i + 7]
+    rest = 0.0
+    for i in range(full, n):
+        rest += values[i]
+    return (((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))) + rest
+
+
+@_jit
+def row_sums(rows, out):
+    """``out[r] = lane_sum(rows[r])`` for each row of the 2D C-contiguous ``rows``."""
+    for r in range(rows.shape[0]):
+        out[r] = lane_sum(rows[r])
+
+
+@_jit
 def scale_shift_in_place(values, mean, scale, shift, clip):
     """``scale_shift`` of the 1D ``values`` into itself (one array, so that the loop vectorizes:
     with two arguments that alias, the compiled loop falls back to one value at a time).

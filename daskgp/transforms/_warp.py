@@ -32,9 +32,11 @@ from ._elastic import (
 from ._kernels import (
     bilinear,
     bilinear_integer_section,
+    lane_sum,
     nearest,
     nearest_section,
     remappable,
+    row_sums,
     scale_shift_in_place,
     trilinear,
     trilinear_integer,
@@ -156,13 +158,43 @@ def fused_source(data: da.Array) -> tuple[da.Array, Normalization | None]:
     return (data, None) if record is None else record
 
 
+def section_sums(values: np.ndarray) -> np.ndarray:
+    """The float64 sums (``lane_sum``) of the sections of the C-contiguous ``values``: of each
+    ``values[index]`` over the last two axes, for every index of the others (one section for
+    fewer than three axes), in C order."""
+    rows = values.reshape(math.prod(values.shape[:-2]), -1)
+    sums = np.empty(rows.shape[0], dtype=np.float64)
+    row_sums(rows, sums)
+    return sums
+
+
+def sectioned_mean(values: np.ndarray, sums: np.ndarray | None = None) -> float:
+    """The float64 mean of the C-contiguous ``values``: its ``section_sums`` (or ``sums``,
+    those sums already taken) added in order, over its size; a fixed summation order, so the
+    same bits for the same values in the same layout (IntensityAugment's mean).
+
+    Example:
+        >>> sectioned_mean(np.arange(24, dtype=np.float32).reshape(2, 3, 4))
+        11.5
+    """
+    if values.size == 0:
+        return 0.0
+    if sums is None:
+        sums = section_sums(values)
+    total = 0.0
+    for value in sums.tolist():
+        total += value
+    return total / values.size
+
+
 class ScaleShift(NamedTuple):
     """An ``IntensityAugment`` fused into the warp's output: the task's (whole, one-chunk)
-    output becomes ``mean + (out - mean) * scale + shift`` in place, ``mean`` its float64 mean
-    taken in memory order and everything else in the output's precision, clipped to [0, 1]
-    with ``clip`` (values outside [0, 1] before then raise ``BatchError(error)``). The same
-    arithmetic, in the same order, as IntensityAugment's own task on the warp's output, so the
-    same bits; but no second full-size array and no task of its own.
+    output becomes ``mean + (out - mean) * scale + shift`` in place, ``mean`` its
+    ``sectioned_mean`` (summed section by section as the warp writes them) and everything
+    else in the output's precision, clipped to [0, 1] with ``clip`` (values outside [0, 1]
+    before then raise ``BatchError(error)``). The same arithmetic, in the same order, as
+    IntensityAugment's own task on the warp's output, so the same bits; but no second
+    full-size array, no pass of its own for the mean and no task of its own.
 
     Example:
         >>> out = np.array([0.2, 0.4, 0.6], np.float32)
@@ -176,12 +208,13 @@ class ScaleShift(NamedTuple):
     clip: bool
     error: str
 
-    def apply(self, out: np.ndarray) -> None:
-        """Scale and shift ``out`` (C-contiguous float32 or float64) in place."""
+    def apply(self, out: np.ndarray, sums: np.ndarray | None = None) -> None:
+        """Scale and shift ``out`` (C-contiguous float32 or float64) in place (``sums``: its
+        ``section_sums`` if already taken)."""
         if out.size == 0:
             return
         number = out.dtype.type
-        mean = out.mean(dtype=np.float64)
+        mean = sectioned_mean(out, sums)
         if not scale_shift_in_place(out.reshape(-1), number(mean), number(self.scale),
                                     number(self.shift), bool(self.clip)):
             raise BatchError(self.error)
@@ -332,15 +365,19 @@ def warp_block(
                [1., 4., 7.],
                [0., 3., 6.]])
     """
-    out = _warped(source, transform, out_begin, out_shape, source_begin, order, normalization)
+    # The section sums of the mean, where the warp takes them as it writes each section.
+    sums = None if scale_shift is None else []
+    out = _warped(source, transform, out_begin, out_shape, source_begin, order, normalization,
+                  sums)
     if scale_shift is not None:
-        scale_shift.apply(out)
+        scale_shift.apply(out, np.asarray(sums, dtype=np.float64) if sums else None)
     return out
 
 
-def _warped(source, transform, out_begin, out_shape, source_begin, order,
-            normalization) -> np.ndarray:
-    """``warp_block`` without its ``scale_shift``."""
+def _warped(source, transform, out_begin, out_shape, source_begin, order, normalization,
+            sums: list | None = None) -> np.ndarray:
+    """``warp_block`` without its ``scale_shift``; a planar warp appends the ``section_sums``
+    of its output to ``sums`` (if given) as it writes them."""
     dims = transform.dims
     if not isinstance(source, SourceBlocks):
         source = SourceBlocks.of(source, dims)
@@ -351,7 +388,10 @@ def _warped(source, transform, out_begin, out_shape, source_begin, order,
     if dims == 3 and source.dtype.kind in _KERNEL_KINDS:
         slabs = CoordinateSlabs(transform, out_begin, out_shape, source_begin)
         if slabs.planar:
-            _warp_planar(source, slabs, out_shape, order, normalization, out)
+            planar_sums = None if sums is None else np.empty(out.shape[:2], np.float64)
+            _warp_planar(source, slabs, out_shape, order, normalization, out, planar_sums)
+            if sums is not None:
+                sums.extend(planar_sums.ravel().tolist())
         else:
             _warp_volume(source.box(), slabs, out_shape, order, normalization, out)
         return out.reshape(leading + out_shape)
@@ -376,10 +416,11 @@ def _warped(source, transform, out_begin, out_shape, source_begin, order,
 
 
 def _warp_planar(source: SourceBlocks, slabs: CoordinateSlabs, out_shape, order,
-                 normalization, out) -> None:
+                 normalization, out, sums=None) -> None:
     """``warp_block`` of a ``planar`` 3-axis box: each output section from one source section
     (read from the blocks, normalized once per section for order 1), or, where its section
-    coordinate is fractional (scale), from two."""
+    coordinate is fractional (scale), from two. With ``sums`` (channels, sections), each
+    section's ``lane_sum`` goes there right after it is written (while it is in cache)."""
     sections = source.shape[-3]
     # Sections in groups of about _GROUP_VOXELS: few kernel calls, a cache-sized buffer.
     group = max(1, min(out_shape[0], _GROUP_VOXELS // max(1, out_shape[1] * out_shape[2])))
@@ -401,18 +442,20 @@ def _warp_planar(source: SourceBlocks, slabs: CoordinateSlabs, out_shape, order,
                     volume = volume.reshape((-1,) + volume.shape[volume.ndim - 3:])
                 _sample_volume(volume, slabs.evaluate(i, 1), out[:, i:i + 1], order,
                                normalization)
-                continue
-            z = int(z)
-            for c in range(out.shape[0]):
-                if not 0 <= z < sections:
-                    out[c, i] = 0
-                    continue
-                if order == 1:
-                    image = source.section(c, z, normalization, buffer)
-                    _sample_section(image, planar[0, j], planar[1, j], out[c, i], 1, None)
-                else:
-                    _sample_section(source.section(c, z), planar[0, j], planar[1, j],
-                                    out[c, i], 0, normalization)
+            else:
+                z = int(z)
+                for c in range(out.shape[0]):
+                    if not 0 <= z < sections:
+                        out[c, i] = 0
+                    elif order == 1:
+                        image = source.section(c, z, normalization, buffer)
+                        _sample_section(image, planar[0, j], planar[1, j], out[c, i], 1, None)
+                    else:
+                        _sample_section(source.section(c, z), planar[0, j], planar[1, j],
+                                        out[c, i], 0, normalization)
+            if sums is not None:
+                for c in range(out.shape[0]):
+                    sums[c, i] = lane_sum(out[c, i].reshape(-1))
 
 
 def _warp_volume(box: np.ndarray, slabs: CoordinateSlabs, out_shape, order, normalization,

@@ -106,7 +106,8 @@ class StageClock:
 def stage_seconds(p, request, batches: int) -> dict:
     """CPU per batch and stage, from ``batches`` single-threaded batches: read (the zarr
     reads, with zarr's own threads), coordinates, warp (interpolation, with the fused
-    normalization), intensity (IntensityAugment's tasks), other (the rest)."""
+    normalization), intensity (IntensityAugment, in its own tasks or fused at the end of the
+    warp's), other (the rest)."""
     from daskgp.io import region
     from daskgp.nodes import intensity_augment
     from daskgp.transforms import _elastic, _warp

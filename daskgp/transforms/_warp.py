@@ -190,7 +190,7 @@ def sectioned_mean(values: np.ndarray, sums: np.ndarray | None = None) -> float:
 class ScaleShift(NamedTuple):
     """An ``IntensityAugment`` fused into the warp's output: the task's (whole, one-chunk)
     output becomes ``mean + (out - mean) * scale + shift`` in place, ``mean`` its
-    ``sectioned_mean`` (summed section by section as the warp writes them) and everything
+    ``sectioned_mean`` (a planar warp sums each section as it writes it) and everything
     else in the output's precision, clipped to [0, 1] with ``clip`` (values outside [0, 1]
     before then raise ``BatchError(error)``). The same arithmetic, in the same order, as
     IntensityAugment's own task on the warp's output, so the same bits; but no second

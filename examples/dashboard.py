@@ -1,6 +1,6 @@
 """Watch daskgp work on the dask dashboard: a LocalCluster computes the seed pipeline's batches
 ahead of the consumer with PreCache, and the task stream shows each node by name
-(zarr-source-…, elastic-augment-…, intensity-augment-…).
+(zarr-source-…, elastic-augment-…; Normalize and IntensityAugment run inside the warp's tasks).
 
     python examples/dashboard.py                 # then open the printed dashboard link
     python examples/dashboard.py --batches 500 --workers 4 --linger 600

@@ -38,9 +38,12 @@ def test_example_runs_the_seed_pipeline_on_a_cluster_with_its_dashboard(tmp_path
     assert "dashboard serves bokeh: 'Dask Diagnostic UI'" in result.stdout
     assert "3 batches in" in result.stdout
     prefixes = result.stdout.split("task prefixes the dashboard showed: ")[1]
-    # Normalize right upstream of ElasticAugment is fused into the warp's tasks.
-    for node in ("zarr-source", "elastic-augment", "intensity-augment"):
+    # Normalize right upstream of ElasticAugment, and IntensityAugment after SimpleAugment, are
+    # fused into the warp's tasks: no tasks of their own.
+    for node in ("zarr-source", "elastic-augment"):
         assert node in prefixes
+    for node in ("normalize", "intensity-augment"):
+        assert node not in prefixes
 
 
 class Placeholder(http.server.BaseHTTPRequestHandler):

@@ -1,7 +1,8 @@
 """``IntensityAugment``: random contrast (scale) and brightness (shift) of an intensity array.
 
 Lazy elementwise dask ops; the mean is a dask reduction (or taken in the task of a one-block
-array), the parameters are seeded draws.
+array), the parameters are seeded draws. Right after a warp's one-chunk output (ElasticAugment,
+DeformAugment, through SimpleAugment's views) it runs in place inside the warp's task.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..keys import ArrayKey
 from ..names import task_prefix
 from ..provider import BatchFilter
 from ..request import BatchRequest
+from ..transforms import ScaleShift, sectioned_mean, warp_rebuild
 from ..transforms._kernels import scale_shift
 
 
@@ -30,8 +32,11 @@ class IntensityAugment(BatchFilter):
     over the whole array (or each slab), then clipped to [0, 1] when ``clip``. With ``clip``,
     values outside [0, 1] are an error (raised when the batch is computed, as gunpowder checks
     them). Everything is lazy: the mean is a dask reduction, the rest one elementwise
-    ``map_blocks`` (tasks ``intensity-augment-…``); a one-block array (a batch-sized warp
-    output) or slab takes its mean in that same task.
+    ``map_blocks`` (tasks ``intensity-augment-…``); a one-block array or slab takes its mean
+    in that same task. Directly after a warp's one-chunk output (a batch-sized
+    ``ElasticAugment`` or ``DeformAugment`` output, also through ``SimpleAugment``), the whole
+    augmentation runs in place at the end of the warp's task instead (``ScaleShift``): the
+    same bits, without a second full-size array.
 
     Args:
         array (ArrayKey): the intensity array to modify (float32 or float64).
@@ -128,7 +133,13 @@ class IntensityAugment(BatchFilter):
         name = f"{task_prefix(self.name())}-" + tokenize(
             data.name, slab, scales, shifts, self.clip
         )
-        if all(g == 1 for g in grid) and data.npartitions > 1:
+        rebuild = warp_rebuild(data)
+        if all(g == 1 for g in grid) and data.npartitions == 1 and rebuild is not None:
+            # A warp's one-chunk output (or SimpleAugment's view of one): scaled and shifted
+            # in place in the warp's own task, the same arithmetic and bits as below.
+            augmented = rebuild(ScaleShift(float(scales.flat[0]), float(shifts.flat[0]),
+                                           bool(self.clip), range_error))
+        elif all(g == 1 for g in grid) and data.npartitions > 1:
             augmented = da.map_blocks(
                 _scale_shift, data, data.mean(dtype=np.float64),
                 scale=float(scales.flat[0]), shift=float(shifts.flat[0]), clip=self.clip,
@@ -208,6 +219,6 @@ def _scale_shift_slab(block, scales, shifts, clip, range_error, block_id=None):
     """One slab per block: its own mean, scale and shift."""
     # The mean in memory order too: a sum over a strided view costs twice as much.
     values = _memory_order(block)
-    mean = values[0].mean(dtype=np.float64) if block.size else 0.0
+    mean = sectioned_mean(values[0])
     return _scale_shift(block, mean, scales[block_id], shifts[block_id], clip, range_error,
                         values)

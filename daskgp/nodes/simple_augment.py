@@ -19,6 +19,7 @@ from ..keys import ArrayKey
 from ..names import task_prefix
 from ..provider import BatchFilter
 from ..request import BatchRequest
+from ..transforms import mark_warp_output, warp_rebuild
 
 
 class SimpleAugment(BatchFilter):
@@ -160,11 +161,17 @@ class SimpleAugment(BatchFilter):
             return data
         if isinstance(data, da.Array) and data.npartitions == 1:
             shape = tuple(data.shape[a] for a in axes)
-            return da.map_blocks(
+            oriented = da.map_blocks(
                 _oriented, data, flips=flips, axes=axes, chunks=tuple((n,) for n in shape),
                 meta=np.empty((0,) * data.ndim, dtype=data.dtype),
                 name=f"{task_prefix(self.name())}-" + tokenize(data.name, flips, axes),
             )
+            rebuild = warp_rebuild(data)
+            if rebuild is not None:
+                # A view of a warp's output: an IntensityAugment downstream can still fuse
+                # into the warp's task (elementwise with a global mean, it commutes with this).
+                mark_warp_output(oriented, lambda post: self._orient(rebuild(post), flips, axes))
+            return oriented
         if mirrored:
             data = data[flips]
         return data.transpose(axes) if moved else data

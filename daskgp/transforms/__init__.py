@@ -35,13 +35,17 @@ from ._elastic import (
 from ._points import invert_points, transform_sample, warp_locations
 from ._warp import (
     Normalization,
+    ScaleShift,
     SourceBlocks,
     chunked_warp,
     fused_source,
     mark_normalized,
+    mark_warp_output,
     output_chunk_shape,
     sample,
+    sectioned_mean,
     warp_block,
+    warp_rebuild,
 )
 
 __all__ = [
@@ -51,6 +55,7 @@ __all__ = [
     "GridTransform",
     "KnotSampling",
     "Normalization",
+    "ScaleShift",
     "SourceBlocks",
     "chunked_warp",
     "contract",
@@ -61,10 +66,12 @@ __all__ = [
     "mirror_index",
     "plane_rotation",
     "mark_normalized",
+    "mark_warp_output",
     "output_chunk_shape",
     "quaternion_rotation",
     "sample",
     "section_shifts",
+    "sectioned_mean",
     "source_bounds",
     "source_box",
     "source_coordinates",
@@ -73,5 +80,6 @@ __all__ = [
     "tight_source_box",
     "warp_block",
     "warp_locations",
+    "warp_rebuild",
     "world_displacement",
 ]

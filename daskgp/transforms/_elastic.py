@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._bspline import AxisSampling, SplineHull, contract
-from ._kernels import slab_coordinates
+from ._kernels import slab_coordinates, visit_tiles
 
 # Coordinates are float32, as gunpowder's transformations: half the memory traffic of float64,
 # and map_coordinates reads them faster. Their rounding (~1e-5 voxels) is far below what the
@@ -371,6 +371,18 @@ class CoordinateSlabs:
                          self._relative, np.array([0, 3]), out)
         return out
 
+    def visit_tiles(self, begins, ends, tile_low, tile_high, order, low, high, done) -> None:
+        """The compiled ``visit_tiles`` of the tiles ``order`` of a 3-axis box (``begins``,
+        ``ends``: ``(tiles, 3)`` voxels relative to the box's first), updating ``low``,
+        ``high`` and ``done``."""
+        if self._pad:
+            raise ValueError(f"a {self.dims}-axis box is evaluated whole, not in tiles")
+        (index0, weight0), (index1, weight1), (index2, weight2) = self._taps
+        visit_tiles(self._offset, self._matrix, self._u[0], self._u[1], self._u[2],
+                    self._active, self._coefficients, index0, weight0, index1, weight1,
+                    index2, weight2, self._shifted, self._shifts, self._relative, begins, ends,
+                    tile_low, tile_high, order, low, high, done)
+
     def planar_slab(self, first: int, out: np.ndarray) -> None:
         """For a ``planar`` box: the coordinates in the last two axes of the sections
         ``first`` to ``first + len(out[0]) - 1`` into ``out`` (``(2, count, *shape[1:])``);
@@ -684,34 +696,25 @@ def _evaluated_frame_bounds(transform: ElasticTransform, begin, shape):
         starts = [np.arange(0, s, t) for s, t in zip(shape, _TILE, strict=True)]
         tile_low, tile_high = _tile_bounds(transform, begin, shape, starts)
         tile_low, tile_high = tile_low.reshape(3, -1), tile_high.reshape(3, -1)
-        counts = [len(s) for s in starts]
+        grid = np.meshgrid(*starts, indexing="ij")
+        begins = np.stack([g.ravel() for g in grid], axis=1).astype(np.int64)
+        ends = np.minimum(begins + np.array(_TILE), np.array(shape)).astype(np.int64)
         low = np.full(dims, np.inf)
         high = np.full(dims, -np.inf)
         done = np.zeros(tile_low.shape[1], dtype=bool)
-
-        def visit(number: int) -> None:
-            done[number] = True
-            index = np.unravel_index(number, counts)
-            tile_begin = [int(starts[d][i]) for d, i in enumerate(index)]
-            tile_shape = [min(_TILE[d], shape[d] - tile_begin[d]) for d in range(3)]
-            values = slabs.evaluate_tile(tile_begin, tile_shape).reshape(3, -1)
-            np.minimum(low, values.min(axis=1), out=low)
-            np.maximum(high, values.max(axis=1), out=high)
-
-        for d in range(3):
-            for number in (int(np.argmin(tile_low[d])), int(np.argmax(tile_high[d]))):
-                if not done[number]:
-                    visit(number)
+        # The tiles that bound each extreme first, then those that could still widen the
+        # box, the most promising first: each visit can rule out more of the rest.
+        extremes = [n for d in range(3) for n in (int(np.argmin(tile_low[d])),
+                                                  int(np.argmax(tile_high[d])))]
+        slabs.visit_tiles(begins, ends, tile_low, tile_high, np.array(extremes), low, high,
+                          done)
         widening = (np.floor(tile_low) < np.floor(low)[:, None]).any(axis=0) | (
             np.ceil(tile_high) > np.ceil(high)[:, None]).any(axis=0)
-        # The most promising first: each visit can rule out more of the rest.
         candidates = np.flatnonzero(widening & ~done)
         reach = np.max(np.concatenate([low[:, None] - tile_low[:, candidates],
                                        tile_high[:, candidates] - high[:, None]]), axis=0)
-        for number in candidates[np.argsort(-reach, kind="stable")]:
-            if np.any(np.floor(tile_low[:, number]) < np.floor(low)) or np.any(
-                    np.ceil(tile_high[:, number]) > np.ceil(high)):
-                visit(int(number))
+        slabs.visit_tiles(begins, ends, tile_low, tile_high,
+                          candidates[np.argsort(-reach, kind="stable")], low, high, done)
         return low, high
     if dims < 3:
         values = slabs.evaluate(0, shape[0]).reshape(dims, -1)

@@ -41,17 +41,29 @@ def slab_coordinates(offset, matrix, positions0, positions1, positions2, active,
     second = np.empty((k1, n2), np.float32)
     row = np.empty(n2, np.float32)
     spline = np.empty(n2, np.float32)
+    # Only the coefficient rows and columns that the box's taps reach are contracted (a tile
+    # of a bound's search reaches a few of them): the same arithmetic for those, less work.
+    a_low, a_high = k1, 0
+    for i1 in range(n1):
+        for t in range(index1.shape[1]):
+            a_low = min(a_low, index1[i1, t])
+            a_high = max(a_high, index1[i1, t] + 1)
+    b_low, b_high = k2, 0
+    for i2 in range(n2):
+        for t in range(index2.shape[1]):
+            b_low = min(b_low, index2[i2, t])
+            b_high = max(b_high, index2[i2, t] + 1)
     for d in range(components[0], components[1]):
         target = out[d - components[0]]
         for i0 in range(n0):
             if active[d]:
-                for a in range(k1):
-                    for b in range(k2):
+                for a in range(a_low, a_high):
+                    for b in range(b_low, b_high):
                         value = coefficients[d, index0[i0, 0], a, b] * weight0[i0, 0]
                         for t in range(1, index0.shape[1]):
                             value += coefficients[d, index0[i0, t], a, b] * weight0[i0, t]
                         first[a, b] = value
-                for a in range(k1):
+                for a in range(a_low, a_high):
                     for i2 in range(n2):
                         value = first[a, index2[i2, 0]] * weight2[i2, 0]
                         for t in range(1, index2.shape[1]):
@@ -94,6 +106,43 @@ def slab_coordinates(offset, matrix, positions0, positions1, positions2, active,
                 else:
                     for i2 in range(n2):
                         target[i0, i1, i2] = row[i2] - rel
+
+
+@_jit
+def visit_tiles(offset, matrix, positions0, positions1, positions2, active, coefficients,
+                index0, weight0, index1, weight1, index2, weight2, shifted, shifts, relative,
+                begins, ends, tile_low, tile_high, order, low, high, done):
+    """The extremes of the coordinates (``slab_coordinates``' bits, 3 axes) of the tiles
+    ``order`` of a box, into ``low`` and ``high`` (per axis): tile ``n`` spans
+    ``[begins[n], ends[n])`` (box voxels) and is evaluated, and marked ``done``, only if the
+    bounds of its values (``tile_low[:, n]``, ``tile_high[:, n]``) could still move the floor
+    of ``low`` or the ceil of ``high`` on some axis; the floors and ceils are then those of
+    all the tiles' values."""
+    components = np.array([0, 3])
+    for number in order:
+        if done[number]:
+            continue
+        widens = False
+        for d in range(3):
+            if (math.floor(tile_low[d, number]) < math.floor(low[d])
+                    or math.ceil(tile_high[d, number]) > math.ceil(high[d])):
+                widens = True
+        if not widens:
+            continue
+        done[number] = True
+        b0, b1, b2 = begins[number, 0], begins[number, 1], begins[number, 2]
+        e0, e1, e2 = ends[number, 0], ends[number, 1], ends[number, 2]
+        values = np.empty((3, e0 - b0, e1 - b1, e2 - b2), np.float32)
+        slab_coordinates(offset, matrix, positions0[b0:e0], positions1[b1:e1],
+                         positions2[b2:e2], active, coefficients, index0[b0:e0],
+                         weight0[b0:e0], index1[b1:e1], weight1[b1:e1], index2[b2:e2],
+                         weight2[b2:e2], shifted, shifts[b0:e0], relative, components, values)
+        for d in range(3):
+            smallest, largest = low[d], high[d]
+            for value in values[d].ravel():
+                smallest = min(smallest, np.float64(value))
+                largest = max(largest, np.float64(value))
+            low[d], high[d] = smallest, largest
 
 
 # Output voxels per tile edge of the 3D kernels: a tile's source footprint stays in cache
@@ -312,6 +361,55 @@ def scale_shift(block, mean, scale, shift, clip, out):
         value = values[i]
         outside |= (value < 0) | (value > 1)
         result[i] = min(max((value - mean) * scale + offset, 0), 1)
+    return outside == 0
+
+
+@_jit
+def lane_sum(values):
+    """The float64 sum of the 1D ``values`` in eight interleaved partial sums (element ``i``
+    into sum ``i % 8``), combined pairwise, then the remainder: a fixed order (the same bits
+    wherever the same values are summed), and eight independent additions at a time."""
+    n = values.shape[0]
+    full = n - n % 8
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    for i in range(0, full, 8):
+        a0 += values[i]
+        a1 += values[i + 1]
+        a2 += values[i + 2]
+        a3 += values[i + 3]
+        a4 += values[i + 4]
+        a5 += values[i + 5]
+        a6 += values[i + 6]
+        a7 += values[i + 7]
+    rest = 0.0
+    for i in range(full, n):
+        rest += values[i]
+    return (((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))) + rest
+
+
+@_jit
+def row_sums(rows, out):
+    """``out[r] = lane_sum(rows[r])`` for each row of the 2D C-contiguous ``rows``."""
+    for r in range(rows.shape[0]):
+        out[r] = lane_sum(rows[r])
+
+
+@_jit
+def scale_shift_in_place(values, mean, scale, shift, clip):
+    """``scale_shift`` of the 1D ``values`` into itself (one array, so that the loop vectorizes:
+    with two arguments that alias, the compiled loop falls back to one value at a time).
+    Returns False when ``clip`` and a value lay outside [0, 1] (``values`` is then not to be
+    used)."""
+    offset = mean + shift
+    if not clip:
+        for i in range(values.shape[0]):
+            values[i] = (values[i] - mean) * scale + offset
+        return True
+    outside = 0
+    for i in range(values.shape[0]):
+        value = values[i]
+        outside |= (value < 0) | (value > 1)
+        values[i] = min(max((value - mean) * scale + offset, 0), 1)
     return outside == 0
 
 

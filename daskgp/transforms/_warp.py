@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import dask
@@ -20,6 +20,7 @@ import numpy as np
 from dask.base import tokenize
 from scipy import ndimage
 
+from ..errors import BatchError
 from ..names import NodeTask
 from ._elastic import (
     CoordinateSlabs,
@@ -31,9 +32,12 @@ from ._elastic import (
 from ._kernels import (
     bilinear,
     bilinear_integer_section,
+    lane_sum,
     nearest,
     nearest_section,
     remappable,
+    row_sums,
+    scale_shift_in_place,
     trilinear,
     trilinear_integer,
 )
@@ -154,6 +158,90 @@ def fused_source(data: da.Array) -> tuple[da.Array, Normalization | None]:
     return (data, None) if record is None else record
 
 
+def section_sums(values: np.ndarray) -> np.ndarray:
+    """The float64 sums (``lane_sum``) of the sections of the C-contiguous ``values``: of each
+    ``values[index]`` over the last two axes, for every index of the others (one section for
+    fewer than three axes), in C order."""
+    rows = values.reshape(math.prod(values.shape[:-2]), -1)
+    sums = np.empty(rows.shape[0], dtype=np.float64)
+    row_sums(rows, sums)
+    return sums
+
+
+def sectioned_mean(values: np.ndarray, sums: np.ndarray | None = None) -> float:
+    """The float64 mean of the C-contiguous ``values``: its ``section_sums`` (or ``sums``,
+    those sums already taken) added in order, over its size; a fixed summation order, so the
+    same bits for the same values in the same layout (IntensityAugment's mean).
+
+    Example:
+        >>> sectioned_mean(np.arange(24, dtype=np.float32).reshape(2, 3, 4))
+        11.5
+    """
+    if values.size == 0:
+        return 0.0
+    if sums is None:
+        sums = section_sums(values)
+    total = 0.0
+    for value in sums.tolist():
+        total += value
+    return total / values.size
+
+
+class ScaleShift(NamedTuple):
+    """An ``IntensityAugment`` fused into the warp's output: the task's (whole, one-chunk)
+    output becomes ``mean + (out - mean) * scale + shift`` in place, ``mean`` its
+    ``sectioned_mean`` (a planar warp sums each section as it writes it) and everything
+    else in the output's precision, clipped to [0, 1] with ``clip`` (values outside [0, 1]
+    before then raise ``BatchError(error)``). The same arithmetic, in the same order, as
+    IntensityAugment's own task on the warp's output, so the same bits; but no second
+    full-size array, no pass of its own for the mean and no task of its own.
+
+    Example:
+        >>> out = np.array([0.2, 0.4, 0.6], np.float32)
+        >>> ScaleShift(2.0, 0.1, True, "outside [0, 1]").apply(out)
+        >>> out.round(3)
+        array([0.1, 0.5, 0.9], dtype=float32)
+    """
+
+    scale: float
+    shift: float
+    clip: bool
+    error: str
+
+    def apply(self, out: np.ndarray, sums: np.ndarray | None = None) -> None:
+        """Scale and shift ``out`` (C-contiguous float32 or float64) in place (``sums``: its
+        ``section_sums`` if already taken)."""
+        if out.size == 0:
+            return
+        number = out.dtype.type
+        mean = sectioned_mean(out, sums)
+        if not scale_shift_in_place(out.reshape(-1), number(mean), number(self.scale),
+                                    number(self.shift), bool(self.clip)):
+            raise BatchError(self.error)
+
+
+_REBUILD = "_daskgp_warp_rebuild"
+
+
+def mark_warp_output(array: da.Array, rebuild: Callable[[ScaleShift], da.Array]) -> da.Array:
+    """Record on ``array`` (a one-chunk warp output, or a view of one such as SimpleAugment's)
+    how to make it again with a ``ScaleShift`` fused into the warp's task: ``rebuild(post)``
+    is then the same array with ``post`` applied. As with ``mark_normalized``, the record lives
+    on this very array object: any other operation in between makes an array without it."""
+    setattr(array, _REBUILD, rebuild)
+    return array
+
+
+def warp_rebuild(array: da.Array) -> Callable[[ScaleShift], da.Array] | None:
+    """The ``rebuild`` that ``mark_warp_output`` recorded on ``array``, else None.
+
+    Example:
+        >>> warp_rebuild(da.zeros(3)) is None
+        True
+    """
+    return getattr(array, _REBUILD, None)
+
+
 # Dtypes the compiled kernels take (others fall back to map_coordinates).
 _KERNEL_KINDS = "biuf"
 # Output voxels whose coordinates are evaluated at once (2 x 1 MiB of float32).
@@ -254,12 +342,14 @@ def warp_block(
     source_begin: Sequence[int],
     order: int,
     normalization: Normalization | None = None,
+    scale_shift: ScaleShift | None = None,
 ) -> np.ndarray:
     """Warp one block: the output voxels ``[out_begin, out_begin + out_shape)`` of the grid.
 
     ``source`` (an array, or the ``SourceBlocks`` that hold it) holds the source voxels from
     ``source_begin`` (grid voxels) on; leading axes (channels) share the transform.
-    ``normalization`` scales the source values on the fly (a fused ``Normalize``). The
+    ``normalization`` scales the source values on the fly (a fused ``Normalize``),
+    ``scale_shift`` the output values in place afterwards (a fused ``IntensityAugment``). The
     coordinates are evaluated a few output sections at a time (``CoordinateSlabs``), never
     for the whole block; where a section samples one source section (rotation in the last two
     axes, no jitter or scale in the first) it is one 2D interpolation of that section, read
@@ -275,6 +365,19 @@ def warp_block(
                [1., 4., 7.],
                [0., 3., 6.]])
     """
+    # The section sums of the mean, where the warp takes them as it writes each section.
+    sums = None if scale_shift is None else []
+    out = _warped(source, transform, out_begin, out_shape, source_begin, order, normalization,
+                  sums)
+    if scale_shift is not None:
+        scale_shift.apply(out, np.asarray(sums, dtype=np.float64) if sums else None)
+    return out
+
+
+def _warped(source, transform, out_begin, out_shape, source_begin, order, normalization,
+            sums: list | None = None) -> np.ndarray:
+    """``warp_block`` without its ``scale_shift``; a planar warp appends the ``section_sums``
+    of its output to ``sums`` (if given) as it writes them."""
     dims = transform.dims
     if not isinstance(source, SourceBlocks):
         source = SourceBlocks.of(source, dims)
@@ -285,7 +388,10 @@ def warp_block(
     if dims == 3 and source.dtype.kind in _KERNEL_KINDS:
         slabs = CoordinateSlabs(transform, out_begin, out_shape, source_begin)
         if slabs.planar:
-            _warp_planar(source, slabs, out_shape, order, normalization, out)
+            planar_sums = None if sums is None else np.empty(out.shape[:2], np.float64)
+            _warp_planar(source, slabs, out_shape, order, normalization, out, planar_sums)
+            if sums is not None:
+                sums.extend(planar_sums.ravel().tolist())
         else:
             _warp_volume(source.box(), slabs, out_shape, order, normalization, out)
         return out.reshape(leading + out_shape)
@@ -310,10 +416,11 @@ def warp_block(
 
 
 def _warp_planar(source: SourceBlocks, slabs: CoordinateSlabs, out_shape, order,
-                 normalization, out) -> None:
+                 normalization, out, sums=None) -> None:
     """``warp_block`` of a ``planar`` 3-axis box: each output section from one source section
     (read from the blocks, normalized once per section for order 1), or, where its section
-    coordinate is fractional (scale), from two."""
+    coordinate is fractional (scale), from two. With ``sums`` (channels, sections), each
+    section's ``lane_sum`` goes there right after it is written (while it is in cache)."""
     sections = source.shape[-3]
     # Sections in groups of about _GROUP_VOXELS: few kernel calls, a cache-sized buffer.
     group = max(1, min(out_shape[0], _GROUP_VOXELS // max(1, out_shape[1] * out_shape[2])))
@@ -335,18 +442,20 @@ def _warp_planar(source: SourceBlocks, slabs: CoordinateSlabs, out_shape, order,
                     volume = volume.reshape((-1,) + volume.shape[volume.ndim - 3:])
                 _sample_volume(volume, slabs.evaluate(i, 1), out[:, i:i + 1], order,
                                normalization)
-                continue
-            z = int(z)
-            for c in range(out.shape[0]):
-                if not 0 <= z < sections:
-                    out[c, i] = 0
-                    continue
-                if order == 1:
-                    image = source.section(c, z, normalization, buffer)
-                    _sample_section(image, planar[0, j], planar[1, j], out[c, i], 1, None)
-                else:
-                    _sample_section(source.section(c, z), planar[0, j], planar[1, j],
-                                    out[c, i], 0, normalization)
+            else:
+                z = int(z)
+                for c in range(out.shape[0]):
+                    if not 0 <= z < sections:
+                        out[c, i] = 0
+                    elif order == 1:
+                        image = source.section(c, z, normalization, buffer)
+                        _sample_section(image, planar[0, j], planar[1, j], out[c, i], 1, None)
+                    else:
+                        _sample_section(source.section(c, z), planar[0, j], planar[1, j],
+                                        out[c, i], 0, normalization)
+            if sums is not None:
+                for c in range(out.shape[0]):
+                    sums[c, i] = lane_sum(out[c, i].reshape(-1))
 
 
 def _warp_volume(box: np.ndarray, slabs: CoordinateSlabs, out_shape, order, normalization,
@@ -425,9 +534,10 @@ def _block_span(starts: np.ndarray, begin: int, end: int) -> tuple[int, int]:
 
 
 def _warp_from_blocks(block_begins, box_begin, box_end, transform, out_begin, out_shape, order,
-                      normalization, *blocks):
+                      normalization, scale_shift, *blocks):
     source = SourceBlocks(blocks, block_begins, box_begin, box_end)
-    return warp_block(source, transform, out_begin, out_shape, box_begin, order, normalization)
+    return warp_block(source, transform, out_begin, out_shape, box_begin, order, normalization,
+                      scale_shift)
 
 
 # Outputs of up to this many voxels are warped by one task (the seed's raw, 84x268x268, has
@@ -496,6 +606,9 @@ def chunked_warp(
         normalization (Normalization, optional): a ``Normalize`` of the source fused into
             the warp (the output has its dtype).
 
+    A one-chunk output is marked (``mark_warp_output``) with how to build its task again with
+    a ``ScaleShift`` at its end, so that an ``IntensityAugment`` downstream can fuse into it.
+
     Example:
         >>> t = ElasticTransform((4, 4), rotation=np.pi)
         >>> source = da.from_array(np.arange(16.0).reshape(4, 4), chunks=2)
@@ -538,6 +651,18 @@ def chunked_warp(
     ranges = [_chunk_ranges(b, s, c) for b, s, c in zip(out_begin, out_shape, chunk_shape,
                                                       strict=True)]
     chunks = np.empty([len(r) for r in ranges], dtype=object)
+
+    def chunk_array(number, begins, box_begin, box_end, chunk_begin, chunk_size, blocks,
+                    scale_shift=None):
+        key = token if scale_shift is None else tokenize(token, scale_shift)
+        # Blocks go in as top-level arguments: dask links those without re-optimizing.
+        task = dask.delayed(function, pure=True)(
+            begins, box_begin, box_end, transform_task, chunk_begin, chunk_size, order,
+            normalization, scale_shift, *blocks, dask_key_name=f"{name}-{key}-{number}",
+        )
+        return da.from_delayed(task, shape=leading + chunk_size, dtype=dtype,
+                               name=f"{name}-block-{key}-{number}")
+
     for number, index in enumerate(itertools.product(*(range(len(r)) for r in ranges))):
         chunk_begin = tuple(ranges[d][i][0] for d, i in enumerate(index))
         chunk_size = tuple(ranges[d][i][1] for d, i in enumerate(index))
@@ -566,13 +691,10 @@ def chunked_warp(
         selected = source_blocks[tuple(slice(first, last + 1) for first, last in spans)]
         begins = [block_starts[d][first:last + 1].tolist() for d, (first, last) in
                   enumerate(spans)]
-        # Blocks go in as top-level arguments: dask links those without re-optimizing.
-        task = dask.delayed(function, pure=True)(
-            begins, box_begin, box_end, transform_task, chunk_begin, chunk_size, order,
-            normalization, *selected.ravel(), dask_key_name=f"{name}-{token}-{number}",
-        )
-        chunks[index] = da.from_delayed(
-            task, shape=leading + chunk_size, dtype=dtype,
-            name=f"{name}-block-{token}-{number}",
-        )
-    return chunks.flat[0] if chunks.size == 1 else da.block(chunks.tolist())
+        parts = (number, begins, box_begin, box_end, chunk_begin, chunk_size,
+                 tuple(selected.ravel()))
+        chunks[index] = chunk_array(*parts)
+    if chunks.size > 1:
+        return da.block(chunks.tolist())
+    # One chunk: an IntensityAugment downstream may rebuild its task with a ScaleShift.
+    return mark_warp_output(chunks.flat[0], lambda post: chunk_array(*parts, post))

@@ -4,7 +4,6 @@ planned ahead, the threads do not grow with num_workers, a planning error costs 
 and closing cancels what is in flight. No assertion here is about speed."""
 
 import concurrent.futures
-import os
 import threading
 import time
 
@@ -94,7 +93,7 @@ def test_lazy_ordered_planning_and_a_cap_on_batches_computing(num_workers, monke
     prefetcher = BatchPrefetcher(batches.plan, "threads", cache_size=40,
                                  num_workers=num_workers)
     cap = prefetcher._max_active
-    assert cap == min(num_workers, max(2, os.cpu_count()))
+    assert cap == min(num_workers, max(2, scheduling.usable_cores()))
     try:
         getter = concurrent.futures.ThreadPoolExecutor(1)
         for index in range(4):
@@ -176,7 +175,7 @@ def test_close_cancels_queued_tasks_instead_of_running_them(num_workers):
     assert planned == list(range(cap + 2))
     # At most the tasks that were running (one per pool thread) finished; computing the
     # batches in flight would have run cap x CHUNKS tasks.
-    assert len(later) <= os.cpu_count() < cap * CHUNKS + 1
+    assert len(later) <= scheduling.usable_cores() < cap * CHUNKS + 1
     assert cap + 1 not in later
 
 

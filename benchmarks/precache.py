@@ -23,7 +23,7 @@ Made to be trusted on a shared, loaded machine:
 Why interleaved windows rather than one fresh process per setting (the previous design):
 num_workers 2, 20 and 40 run identical code on 2 cores (PreCache computes
 ``min(num_workers, max(2, cores))`` batches at once; on a cluster num_workers plays no part at
-all), yet one-process-per-setting runs ordered them 0.84x / 0.93x / 1.00x: each setting was
+all), yet one-process-per-setting runs ordered them 0.76x / 0.84x / 1.00x: each setting was
 measured over about one second, 20 s away from the next, so it saw its own share of the
 other processes' load, and "the best setting" was the luckiest of several identical ones (the
 LocalCluster rows, identical code, spread 0.70-1.00x per round). ``--trace`` counts, without

@@ -262,9 +262,11 @@ class BatchPrefetcher:
     most ``max_active`` batches compute at once, where ``max_active`` is ``min(num_workers,
     max(cores, 2))`` locally (``cores``: those this process may use, ``usable_cores()``) and
     ``max(threads, 2)`` on a ``distributed.Client`` (the cluster's threads; ``num_workers`` is
-    a local setting), and one more batch is planned ahead, waiting
-    for a slot, so that computing never waits on the driver's planning. Later batches are not
-    planned until then: a queued batch is only its index, holding no graph and no memory.
+    a local setting), and one more batch is planned ahead, waiting for a slot, so that
+    computing never waits on the driver's planning. Later batches are not planned until then:
+    a queued batch is only its index, holding no graph and no memory. The first batch computes
+    alone (the next ones are planned meanwhile), so that it takes one batch's time, as with
+    ``num_workers=1``, instead of sharing the cores with the second.
     Locally, batches compute on one pool of the scheduler's kind owned by this object (threads:
     one thread per core, earlier batches' tasks first, ``PriorityPool``; processes: one process
     per core, spawned), so intra-batch parallelism is kept and nothing outlives ``close()``. On
@@ -315,6 +317,9 @@ class BatchPrefetcher:
         self._max_active = max(1, min(num_workers if self._client is None else cache_size,
                                       max(2, threads)))
         self._next_start = start
+        # The first batch computes alone (the next ones are planned meanwhile): it arrives in
+        # one batch's time, as with num_workers=1, not sharing the cores with the second.
+        self._first_done = False
         self._pending: collections.deque[tuple[int, Future]] = collections.deque()
         self._next_index = start
         self._closed = False
@@ -375,16 +380,23 @@ class BatchPrefetcher:
             self._turn.notify_all()
             self._turn.wait_for(lambda: self._closed or (
                 self._next_start == index and (not take_slot
-                                               or self._active < self._max_active)))
+                                               or self._active < self._slots())))
             if self._closed:
                 raise CancelledError(f"batch {index}: the prefetcher was closed")
             self._active += take_slot
+            self._first_done |= not take_slot  # a batch that failed planning computes nothing
             self._next_start += 1
             self._turn.notify_all()
+
+    def _slots(self) -> int:
+        """Batches that may compute now: one until the first has computed, then
+        ``_max_active``."""
+        return self._max_active if self._first_done else 1
 
     def _release(self) -> None:
         with self._turn:
             self._active -= 1
+            self._first_done = True
             self._turn.notify_all()
 
     def _release_when_done(self, futures) -> None:

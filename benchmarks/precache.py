@@ -10,10 +10,11 @@ Made to be trusted on a shared, loaded machine:
 - a round is one fresh process per scheduler (its own LocalCluster), warmed up by two plain
   batches and one unmeasured PreCache build (a fresh process's first builds run slower);
 - in it, the four settings are interleaved: ``--windows`` times, each setting in turn gets a
-  fresh build, its first batch and ``--batches`` more (the order rotated from window to
-  window, the same batches for every setting of a window), so that settings are measured
-  seconds apart and the other load on the machine hits them alike; a cluster is left idle
-  (the previous build's cancelled futures gone) before each build;
+  fresh build, its first batch and ``--batches`` more (the same batches for every setting of
+  a window), so that settings are measured seconds apart and the other load on the machine
+  hits them alike; the orders are the rows of a balanced Latin square (every setting at every
+  position once, and right after every other setting once); a cluster is left idle (the
+  previous build's cancelled futures gone) before each build;
 - per setting and round: the median first-batch latency (from the first request of a fresh
   build; beside it, one batch's time without PreCache), batches/s over all its windows, the
   highest peak RSS (process plus cluster workers); over rounds the median, with min and max;
@@ -29,7 +30,8 @@ other processes' load, and "the best setting" was the luckiest of several identi
 LocalCluster rows, identical code, spread 0.70-1.00x per round). ``--trace`` counts, without
 timing, how the threads scheduler runs each setting (tasks per batch, batches running at
 once, how busy the pool is): the same for 2, 20 and 40. The run also prints, for the
-settings that run identical code, batches/s by position in the window cycle.
+settings that run identical code, batches/s by position in the window cycle and by the
+setting measured just before (a rotation of 1, 2, 20, 40 put 2 after 1 in most windows).
 
 Targets (issue 13): at num_workers 20 and 40, the first batch within 1.5x of the best setting,
 batches/s within 0.9x, peak RSS within 1.5x. Writes benchmarks/results/precache.json and
@@ -115,6 +117,28 @@ def measure_window(gp, pipeline, request, kwargs: dict, num_workers: int, batche
             "worker_cpu_s": cpu_after[1] - cpu_before[1]}
 
 
+def window_order(settings: int, window: int) -> list[int]:
+    """The order of the settings in window ``window``: row ``window`` of a balanced Latin
+    square (Williams), so that over ``settings`` windows every setting comes at every position
+    once and right after every other setting once (for an even number of settings). A plain
+    rotation keeps the cyclic order: one setting always follows the same other one (2 after 1)
+    and inherits whatever that one leaves behind.
+
+    Example:
+        >>> [window_order(4, w) for w in range(4)]
+        [[0, 1, 3, 2], [1, 2, 0, 3], [2, 3, 1, 0], [3, 0, 2, 1]]
+    """
+    first = [0]
+    low, high = 1, settings - 1
+    while low <= high:
+        first.append(low)
+        low += 1
+        if low <= high:
+            first.append(high)
+            high -= 1
+    return [(i + window) % settings for i in first]
+
+
 def measure(scheduler: str, workers: list[int], batches: int, windows: int,
             seed: int) -> dict:
     """The settings ``workers`` (num_workers values) in this (fresh) process, interleaved:
@@ -149,12 +173,12 @@ def measure(scheduler: str, workers: list[int], batches: int, windows: int,
             start = time.perf_counter()
             p.request_batch(request)
             plain = time.perf_counter() - start
-        # A fresh process computes its first few PreCache builds slower (its heap, pools and
-        # caches still growing): one unmeasured build, so that no window pays for it.
+        # A fresh process's first PreCache builds were often slower in our runs (heap, pools
+        # and caches still growing): one unmeasured build, so that no window pays for it.
         measure_window(gp, pipeline, request, kwargs, 2, batches, seed=10_000 + seed)
         for window in range(windows):
-            shift = window % len(workers)
-            for position, num_workers in enumerate(workers[shift:] + workers[:shift]):
+            order = [workers[i] for i in window_order(len(workers), window)]
+            for position, num_workers in enumerate(order):
                 gc.collect()
                 # The previous build's cancelled futures leave the cluster first.
                 idle = wait_until_idle(client) if client is not None else 0.0
@@ -240,21 +264,27 @@ def same_code_settings(cores: int) -> list[int]:
     return [w for w in WORKERS if w >= cap]
 
 
-def by_position(rounds: list[dict], scheduler: str, workers: list[int]) -> list[float]:
-    """Mean batches/s of a window at each position of its cycle (0: measured first after the
-    previous cycle), over that cycle's mean, for the settings ``workers`` (identical code):
-    whether the order inside a process favours a position."""
-    ratios: dict[int, list[float]] = {}
+def carryover(rounds: list[dict], scheduler: str, workers: list[int]) -> dict:
+    """For the settings ``workers`` (identical code): a window's batches/s over its cycle's
+    mean, averaged by the window's position in the cycle and by the setting measured just
+    before it in the process. A setting that suffers from coming first, or after another,
+    shows here."""
+    by: dict = {"position": {}, "after": {}}
     for measured in rounds:
         rows = measured[scheduler]
         cycles = len(rows[workers[0]]["windows"])
+        sequence = []
         for cycle in range(cycles):
-            windows = [rows[w]["windows"][cycle] for w in workers]
-            rates = [1 / window["seconds"] for window in windows]
-            mean = statistics.mean(rates)
-            for window, rate in zip(windows, rates, strict=True):
-                ratios.setdefault(window["position"], []).append(rate / mean)
-    return [statistics.mean(ratios[position]) for position in sorted(ratios)]
+            windows = sorted((rows[w]["windows"][cycle]["position"], w) for w in rows)
+            rates = {w: 1 / rows[w]["windows"][cycle]["seconds"] for w in rows}
+            mean = statistics.mean(rates[w] for w in workers)
+            sequence += [(position, w, rates[w] / mean) for position, w in windows]
+        for i, (position, w, ratio) in enumerate(sequence):
+            if w in workers:
+                by["position"].setdefault(position, []).append(ratio)
+                by["after"].setdefault(sequence[i - 1][1] if i else "start", []).append(ratio)
+    return {kind: {str(key): statistics.mean(table[key]) for key in sorted(table, key=str)}
+            for kind, table in by.items()}
 
 
 def report(summary: dict) -> None:
@@ -453,19 +483,22 @@ def main() -> None:
     summary = summarize(rounds)
     report(summary)
     same = same_code_settings(os.cpu_count() or 1)
-    positions = {}
+    carried = {}
     if len(same) > 1:
         for scheduler in SCHEDULERS:
             # On a cluster num_workers plays no part: all four settings run the same code.
             group = same if scheduler == "threads" else list(WORKERS)
-            positions[scheduler] = by_position(rounds, scheduler, group)
+            carried[scheduler] = carryover(rounds, scheduler, group)
             print(f"{scheduler:>18}: num_workers {group} run identical code here; their "
-                  "batches/s by position in a cycle (over the cycle's mean): "
-                  + ", ".join(f"{r:.3f}" for r in positions[scheduler]), flush=True)
+                  "batches/s over the cycle's mean, by position: "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in carried[scheduler]["position"].items())
+                  + "; by the setting just before: "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in carried[scheduler]["after"].items()),
+                  flush=True)
     results = {"cores": os.cpu_count(), "rounds": args.rounds, "windows": args.windows,
                "batches": args.batches,
                "cache_size": CACHE_SIZE, "targets": TARGETS, "throughput": summary,
-               "same_code_settings": same, "batches_per_s_by_position": positions}
+               "same_code_settings": same, "carryover": carried}
     if args.soak_batches:
         results["soak"] = soak(args.soak_batches, num_workers=2)
         s = results["soak"]

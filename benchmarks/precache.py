@@ -418,6 +418,7 @@ def plot(results: dict, out: Path) -> None:
             ax.errorbar(workers, medians, yerr=[low, high], fmt="o-", capsize=3, label=name)
         ax.set(xlabel="num_workers", ylabel=ylabel, xscale="log",
                title=f"{title} (median, min-max of {results['rounds']} rounds)")
+        ax.title.set_fontsize(9)
         ax.legend()
     if results.get("soak"):
         samples = results["soak"]["samples"]

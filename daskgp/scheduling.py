@@ -13,7 +13,6 @@ import contextvars
 import heapq
 import itertools
 import multiprocessing
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -131,6 +130,24 @@ def fix_mmap_threshold(threshold: int = 65536) -> bool:
         return False
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: the fewest of the machine's, its CPU affinity
+    (``taskset``, a SLURM or Kubernetes cpuset) and its cgroup CPU quota, as dask counts them
+    (``dask.system.cpu_count()``), read at each call.
+
+    ``os.cpu_count()`` counts the machine's: a job given 2 cores of a 64-core node would
+    compute up to 64 batches at once and run 64 pool threads on its 2 cores, the
+    oversubscription ``PreCache``'s cap exists to avoid.
+
+    Example:
+        >>> usable_cores() >= 1
+        True
+    """
+    import dask.system
+
+    return max(1, dask.system.cpu_count())
+
+
 def is_client(scheduler) -> bool:
     """True for a ``distributed.Client`` (anything with ``compute`` and ``gather``)."""
     return hasattr(scheduler, "gather") and hasattr(scheduler, "compute")
@@ -243,10 +260,13 @@ class BatchPrefetcher:
     Batches are planned in request order, one at a time (nodes are not required to be
     thread-safe while planning), by as few threads as the batches computing at once need: at
     most ``max_active`` batches compute at once, where ``max_active`` is ``min(num_workers,
-    max(cores, 2))`` locally and ``max(threads, 2)`` on a ``distributed.Client`` (the cluster's
-    threads; ``num_workers`` is a local setting), and one more batch is planned ahead, waiting
-    for a slot, so that computing never waits on the driver's planning. Later batches are not
-    planned until then: a queued batch is only its index, holding no graph and no memory.
+    max(cores, 2))`` locally (``cores``: those this process may use, ``usable_cores()``) and
+    ``max(threads, 2)`` on a ``distributed.Client`` (the cluster's threads; ``num_workers`` is
+    a local setting), and one more batch is planned ahead, waiting for a slot, so that
+    computing never waits on the driver's planning. Later batches are not planned until then:
+    a queued batch is only its index, holding no graph and no memory. The first batch computes
+    alone (the next ones are planned meanwhile), so that it takes one batch's time, as with
+    ``num_workers=1``, instead of sharing the cores with the second.
     Locally, batches compute on one pool of the scheduler's kind owned by this object (threads:
     one thread per core, earlier batches' tasks first, ``PriorityPool``; processes: one process
     per core, spawned), so intra-batch parallelism is kept and nothing outlives ``close()``. On
@@ -288,7 +308,7 @@ class BatchPrefetcher:
         self._turn = threading.Condition()
         self._next_turn = start
         self._active = 0
-        threads = os.cpu_count() or 1
+        threads = usable_cores()
         if self._client is not None:
             threads = sum(self._client.nthreads().values()) or 1
         # As many batches computing as threads (at least 2, so that one batch's serial tail
@@ -297,6 +317,9 @@ class BatchPrefetcher:
         self._max_active = max(1, min(num_workers if self._client is None else cache_size,
                                       max(2, threads)))
         self._next_start = start
+        # The first batch computes alone (the next ones are planned meanwhile): it arrives in
+        # one batch's time, as with num_workers=1, not sharing the cores with the second.
+        self._first_done = False
         self._pending: collections.deque[tuple[int, Future]] = collections.deque()
         self._next_index = start
         self._closed = False
@@ -309,9 +332,9 @@ class BatchPrefetcher:
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="daskgp-precache")
         self._pool = None
         if scheduler == "threads":
-            self._pool = PriorityPool(os.cpu_count() or 1)
+            self._pool = PriorityPool(threads)
         elif scheduler == "processes":
-            self._pool = ProcessPoolExecutor(os.cpu_count() or 1,
+            self._pool = ProcessPoolExecutor(threads,
                                              mp_context=multiprocessing.get_context("spawn"),
                                              **_pdeathsig.pool_options())
 
@@ -357,16 +380,23 @@ class BatchPrefetcher:
             self._turn.notify_all()
             self._turn.wait_for(lambda: self._closed or (
                 self._next_start == index and (not take_slot
-                                               or self._active < self._max_active)))
+                                               or self._active < self._slots())))
             if self._closed:
                 raise CancelledError(f"batch {index}: the prefetcher was closed")
             self._active += take_slot
+            self._first_done |= not take_slot  # a batch that failed planning computes nothing
             self._next_start += 1
             self._turn.notify_all()
+
+    def _slots(self) -> int:
+        """Batches that may compute now: one until the first has computed, then
+        ``_max_active``."""
+        return self._max_active if self._first_done else 1
 
     def _release(self) -> None:
         with self._turn:
             self._active -= 1
+            self._first_done = True
             self._turn.notify_all()
 
     def _release_when_done(self, futures) -> None:

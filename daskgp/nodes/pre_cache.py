@@ -22,11 +22,13 @@ class PreCache(BatchFilter):
     is computed on demand. A request for other ROIs than the cached one restarts the cache.
 
     Batches are planned in request order, one at a time and only when a slot frees: at most
-    ``min(num_workers, max(cores, 2))`` batches compute at once (on a ``distributed.Client``,
+    ``min(num_workers, max(cores, 2))`` batches compute at once (cores: those the process may
+    use, its CPU affinity and cgroup quota counted as dask does; on a ``distributed.Client``,
     ``max(threads, 2)`` of the cluster's, as futures with ``priority=-index``), one more is
-    planned ahead, and the rest wait as bare indices. An earlier batch's tasks run before a
-    later one's, so gunpowder's habitual ``num_workers=20`` or ``40`` costs neither
-    first-batch latency, throughput, threads nor memory (``benchmarks/precache.py``).
+    planned ahead, and the rest wait as bare indices; the first batch computes alone. An
+    earlier batch's tasks run before a later one's, so gunpowder's habitual
+    ``num_workers=20`` or ``40`` costs neither first-batch latency, throughput, threads nor
+    memory (``benchmarks/precache.py``).
     Leaving ``build()`` cancels the batches in flight instead of waiting for them.
 
     Memory held: at most ``cache_size x batch_bytes`` plus the scheduler's working set.

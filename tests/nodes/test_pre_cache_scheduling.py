@@ -1,10 +1,10 @@
 """PreCache's prefetcher at gunpowder users' settings (num_workers 20, 40 on two cores):
-batches are planned lazily and in order, at most ``max_active`` compute at once with one
-planned ahead, the threads do not grow with num_workers, a planning error costs only its batch,
-and closing cancels what is in flight. No assertion here is about speed."""
+batches are planned lazily and in order, the first computes alone, then at most
+``max_active`` compute at once with one planned ahead, the threads do not grow with
+num_workers, a planning error costs only its batch, and closing cancels what is in flight.
+No assertion here is about speed."""
 
 import concurrent.futures
-import os
 import threading
 import time
 
@@ -94,7 +94,7 @@ def test_lazy_ordered_planning_and_a_cap_on_batches_computing(num_workers, monke
     prefetcher = BatchPrefetcher(batches.plan, "threads", cache_size=40,
                                  num_workers=num_workers)
     cap = prefetcher._max_active
-    assert cap == min(num_workers, max(2, os.cpu_count()))
+    assert cap == min(num_workers, max(2, scheduling.usable_cores()))
     try:
         getter = concurrent.futures.ThreadPoolExecutor(1)
         for index in range(4):
@@ -102,13 +102,16 @@ def test_lazy_ordered_planning_and_a_cap_on_batches_computing(num_workers, monke
             # Batches index .. index + cap - 1 compute, the next one is planned and waits.
             wait_until(lambda index=index: len(batches.planned) == index + cap + 1,
                        f"batches up to {index + cap} planned")
-            wait_until(lambda index=index: batches.running == set(range(index + cap)),
-                       f"batches {index} to {index + cap - 1} computing")
+            # The first batch computes alone, then batches index .. index + cap - 1.
+            computing = 1 if index == 0 else cap
+            started = set(range(index + computing))
+            wait_until(lambda started=started: batches.running == started,
+                       f"batches {index} to {index + computing - 1} computing")
             time.sleep(0.1)  # give a wrong implementation the chance to plan or start more
             with batches.lock:
                 assert batches.planned == list(range(index + cap + 1))
-                assert batches.running == set(range(index + cap))
-            assert prefetcher._active == cap
+                assert batches.running == started
+            assert prefetcher._active == computing
             # Threads: the computing batches and the one planned ahead, whatever num_workers.
             assert len(precache_threads()) <= cap + 1
             batches.open(index)
@@ -176,7 +179,7 @@ def test_close_cancels_queued_tasks_instead_of_running_them(num_workers):
     assert planned == list(range(cap + 2))
     # At most the tasks that were running (one per pool thread) finished; computing the
     # batches in flight would have run cap x CHUNKS tasks.
-    assert len(later) <= os.cpu_count() < cap * CHUNKS + 1
+    assert len(later) <= scheduling.usable_cores() < cap * CHUNKS + 1
     assert cap + 1 not in later
 
 
@@ -195,14 +198,19 @@ class WatchedClient:
         self.priorities: list = []
         self.in_flight = 0
         self.most_in_flight = 0
+        self.submitted: list = []  # each batch's futures
+        self.earlier_done: list = []  # per compute: whether every earlier future had finished
 
     def __getattr__(self, name):
         return getattr(self.client, name)
 
     def compute(self, data, priority=0):
+        with self.lock:
+            self.earlier_done.append(all(f.done() for fs in self.submitted for f in fs))
         futures = self.client.compute(data, priority=priority)
         remaining = [len(futures)]
         with self.lock:
+            self.submitted.append(futures)
             self.priorities.append(priority)
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
@@ -221,8 +229,8 @@ class WatchedClient:
 @pytest.mark.parametrize("num_workers", [1, 40])
 def test_cluster_batches_in_flight_are_capped_at_its_threads(cluster_client, num_workers):
     """On a distributed.Client the cluster's threads (at least 2) decide the batches in flight,
-    whatever num_workers; they are submitted in request order, earlier ones with higher
-    priority; the values and order are the same."""
+    whatever num_workers (the first alone); they are submitted in request order, earlier ones
+    with higher priority; the values and order are the same."""
     client = WatchedClient(cluster_client)
 
     def plan(index):
@@ -239,4 +247,6 @@ def test_cluster_batches_in_flight_are_capped_at_its_threads(cluster_client, num
         prefetcher.close()
     assert 1 < client.most_in_flight <= prefetcher._max_active
     assert client.priorities == [-i for i in range(len(client.priorities))]
+    # The first batch computed alone: the second was submitted once it had finished.
+    assert client.earlier_done[:2] == [True, True]
     assert not precache_threads()

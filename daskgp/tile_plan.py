@@ -18,7 +18,7 @@ from dask.task_spec import DataNode, GraphNode
 
 from .draws import recording_draws
 from .io.blocks import ScanTiling, WriteBlocks
-from .io.checksums import combine
+from .io.checksums import checksums_with, combine
 from .io.translation import translated
 from .numpy_nodes import learned_outputs
 from .request import BatchRequest
@@ -90,9 +90,11 @@ class TilePlan:
         return tuple(combine(int(values[key].ravel()[0]) for key in keys) for keys in outputs)
 
 
-def run_tile(plan: TilePlan, shift) -> tuple[int, ...]:
-    """The task of one tile: ``plan.run(shift)``."""
-    return plan.run(shift)
+def run_tile(plan: TilePlan, shift, checksum: str | None = None) -> tuple[int, ...]:
+    """The task of one tile: ``plan.run(shift)``, its blocks' checksums made with algorithm
+    ``checksum`` (``daskgp.io.checksums``; None: the default)."""
+    with checksums_with(checksum):
+        return plan.run(shift)
 
 
 def equivariance_problem(pipeline, drawn: Sequence[str]) -> str | None:

@@ -83,8 +83,9 @@ class TilePlan:
     A job keeps more tiles in flight than there are cores, so that one tile's reads and writes
     overlap another's computing; but its compute tasks (everything but reads and writes) hold
     one of the process's ``compute_slots()`` while they run, so that no more of them run at
-    once than there are cores: four convolutions time-sliced on two cores cost 20% more CPU
-    than two at a time (their working sets evict each other from the cores' caches).
+    once than there are cores: four convolutions time-sliced on two cores cost 15-20% more
+    CPU than two at a time (``benchmarks/predict.py``'s kernel, A/B on this project's
+    machine: their working sets evict each other from the cores' caches).
 
     Args:
         side_effects (list of dask collections): the tile's writes; the last ``num_outputs``

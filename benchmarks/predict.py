@@ -5,8 +5,10 @@ The default job (``--job convolution``): a small fixed 3D convolution (3x5x5, wi
 with scipy in a gunpowder-style numpy node, identical code for both engines (only the import
 differs): ``daskgp.predict`` (plan once, sliding window, ``--scheduler``) against gunpowder's
 Scan + ZarrWrite with ``num_workers`` 1 and ``--num-workers`` (a run that hangs past
-``--timeout`` is reported as failed); both sides' libraries (TensorStore for daskgp, a
-LocalCluster with ``--scheduler distributed``) are loaded before the clock starts. First it
+``--timeout`` is reported as failed), in ``--rounds`` rounds (3) of the engines taking turns,
+each engine's best round counting (gunpowder with one worker runs once); both sides'
+libraries (TensorStore for daskgp, a LocalCluster with ``--scheduler distributed``) are
+loaded before the clock starts. First it
 measures the floor: the identical kernel (normalize, convolve) alone over the same tiles in
 one thread, with plain zarr-python reads and writes and with TensorStore's, each step's
 process CPU and wall seconds; half the kernel's CPU seconds is what any engine needs on two
@@ -33,6 +35,7 @@ benchmarks/results/predict_overhead.json and .png.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -221,14 +224,23 @@ def floor_worker(data: str, out: str, roi_offset, roi_shape, block) -> dict:
     return {**steps, "tiles": int(np.prod(grid))}
 
 
-def check(data: str, out: str, roi_offset, roi_shape) -> dict:
-    """Compare the written prediction with the model applied to the whole ROI at once."""
+@functools.cache
+def reference(data: str, roi_offset: tuple, roi_shape: tuple):
+    """The model applied to the whole ROI at once (computed once per run)."""
     import numpy as np
     import zarr
 
     region = tuple(slice(o, o + s) for o, s in zip(roi_offset, roi_shape, strict=True))
     raw = zarr.open_group(data, mode="r")["volumes/raw"][region].astype(np.float32) / 255
-    expected = convolve_valid(raw)
+    return convolve_valid(raw)
+
+
+def check(data: str, out: str, roi_offset, roi_shape) -> dict:
+    """Compare the written prediction with the model applied to the whole ROI at once."""
+    import numpy as np
+    import zarr
+
+    expected = reference(data, tuple(roi_offset), tuple(roi_shape))
     written = zarr.open_group(out, mode="r")["prediction"][...]
     same_shape = written.shape == expected.shape
     return {"shape": list(written.shape), "matches_reference": bool(
@@ -534,7 +546,9 @@ def main() -> None:
     parser.add_argument("--gunpowder-max-tiles", type=int, default=1728)
     parser.add_argument("--quick", action="store_true", help="overhead: 216 tiles only")
     parser.add_argument("--grid", type=int)
-    parser.add_argument("--timeout", type=float, default=240,
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="convolution: rounds of the engines taking turns (best counts)")
+    parser.add_argument("--timeout", type=float, default=120,
                         help="convolution: seconds before a worker counts as hung")
     parser.add_argument("--scheduler", default="threads",
                         help="convolution: daskgp's scheduler (threads, processes, or "
@@ -563,6 +577,30 @@ def main() -> None:
                                 args.roi_shape, args.block, args.num_workers, args.scheduler)))
         return
     run_convolution(args, common)
+
+
+def convolution_run(args, common: list[str], data: str, tmp: str, name: str, engine: str,
+                    python: str, workers: int) -> dict:
+    """One engine's run of the convolution job, its output checked (and then removed)."""
+    import shutil
+
+    output = str(Path(tmp) / f"{name}.zarr")
+    options = [*common[:-1], str(workers), "--scheduler", args.scheduler]
+    try:
+        timing = run_worker(python, "predict.py", engine, "--data", data, "--output",
+                            output, *options, timeout=args.timeout)
+    except RuntimeError as error:  # gunpowder's worker processes can hang
+        print(f"{name:>12}: FAILED ({str(error)[:200]})", flush=True)
+        return {"failed": str(error)[-2000:]}
+    result = {**timing, **check(data, output, args.roi_offset, args.roi_shape)}
+    shutil.rmtree(output, ignore_errors=True)
+    result["voxels_per_s"] = result["voxels"] / result["wall_s"]
+    print(f"{name:>12}: {result['voxels_per_s'] / 1e6:.2f} Mvoxels/s, "
+          f"{result['wall_s']:.2f} s wall, {result['cpu_s']:.2f} CPU-s, output "
+          f"{'equals' if result['matches_reference'] else 'DIFFERS FROM'} the "
+          f"whole-volume reference (max error {result['max_abs_error']})"
+          + (f" ({result['planning']})" if "planning" in result else ""), flush=True)
+    return result
 
 
 def run_convolution(args, common: list[str]) -> None:
@@ -601,24 +639,27 @@ def run_convolution(args, common: list[str]) -> None:
         gunpowder = str(ensure_gunpowder_venv())
         runs = [("daskgp", "daskgp", sys.executable, args.num_workers)] + [
             (f"gunpowder-{n}w", "gunpowder", gunpowder, n) for n in sorted({1, args.num_workers})]
-        for name, engine, python, workers in runs:
-            output = str(Path(tmp) / f"{name}.zarr")
-            options = [*common[:-1], str(workers), "--scheduler", args.scheduler]
-            try:
-                timing = run_worker(python, "predict.py", engine, "--data", data, "--output",
-                                    output, *options, timeout=args.timeout)
-            except RuntimeError as error:  # gunpowder's worker processes can hang
-                print(f"{name:>12}: FAILED ({str(error)[:200]})", flush=True)
-                results[name] = {"failed": str(error)[-2000:]}
-                continue
-            result = {**timing, **check(data, output, args.roi_offset, args.roi_shape)}
-            result["voxels_per_s"] = result["voxels"] / result["wall_s"]
-            results[name] = result
-            print(f"{name:>12}: {result['voxels_per_s'] / 1e6:.2f} Mvoxels/s, "
-                  f"{result['wall_s']:.2f} s wall, {result['cpu_s']:.2f} CPU-s, output "
-                  f"{'equals' if result['matches_reference'] else 'DIFFERS FROM'} the "
-                  f"whole-volume reference (max error {result['max_abs_error']})"
-                  + (f" ({result['planning']})" if "planning" in result else ""), flush=True)
+        # Rounds, the engines taking turns in each, so that a burst of load from other
+        # processes hits both sides alike; each engine's best round (shortest wall) counts,
+        # every round is kept. gunpowder with one worker (the slowest) runs in round 1 only.
+        for round_ in range(args.rounds):
+            for name, engine, python, workers in runs:
+                if round_ and (name not in results or "failed" in results[name]
+                               or (engine == "gunpowder" and workers == 1
+                                   and args.num_workers != 1)):
+                    continue
+                result = convolution_run(args, common, data, tmp, name, engine, python,
+                                         workers)
+                if "failed" in result:
+                    results.setdefault(name, result)
+                    continue
+                previous = results.get(name)
+                result["rounds"] = [*(previous or {}).get("rounds", []),
+                                    {k: result[k] for k in ("wall_s", "cpu_s")}]
+                if previous is None or result["wall_s"] < previous["wall_s"]:
+                    results[name] = result
+                else:
+                    previous["rounds"] = result["rounds"]
     ratio = bound = cpu_bound = job_bound = job_cpu_bound = None
     finished = [n for n in results if n.startswith("gunpowder") and "failed" not in results[n]]
     if "failed" not in results["daskgp"] and finished:

@@ -641,19 +641,29 @@ def run_convolution(args, common: list[str]) -> None:
             (f"gunpowder-{n}w", "gunpowder", gunpowder, n) for n in sorted({1, args.num_workers})]
         # Rounds, the engines taking turns in each, so that a burst of load from other
         # processes hits both sides alike; each engine's best round (shortest wall) counts,
-        # every round is kept. gunpowder with one worker (the slowest) runs in round 1 only.
+        # every round is kept, a hung run is retried in the next round (and counted).
+        # gunpowder with one worker (the slowest) runs until it has finished once.
         for round_ in range(args.rounds):
             for name, engine, python, workers in runs:
-                if round_ and (name not in results or "failed" in results[name]
-                               or (engine == "gunpowder" and workers == 1
-                                   and args.num_workers != 1)):
+                done = name in results and "failed" not in results[name]
+                if (round_ and done and engine == "gunpowder" and workers == 1
+                        and args.num_workers != 1):
                     continue
                 result = convolution_run(args, common, data, tmp, name, engine, python,
                                          workers)
                 if "failed" in result:
-                    results.setdefault(name, result)
+                    if done:
+                        results[name]["hung_rounds"] = results[name].get("hung_rounds", 0) + 1
+                    else:
+                        result["hung_rounds"] = results.get(name, {}).get("hung_rounds", 0) + 1
+                        results[name] = result
                     continue
                 previous = results.get(name)
+                if previous is not None and "failed" in previous:
+                    result["hung_rounds"] = previous["hung_rounds"]
+                    previous = None
+                if previous is not None and "hung_rounds" in previous:
+                    result["hung_rounds"] = previous["hung_rounds"]
                 result["rounds"] = [*(previous or {}).get("rounds", []),
                                     {k: result[k] for k in ("wall_s", "cpu_s")}]
                 if previous is None or result["wall_s"] < previous["wall_s"]:

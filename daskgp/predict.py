@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from .errors import PipelineSetupError
 from .geometry import Roi
+from .io.checksums import default_checksum
 from .io.locks import OutputLock
 from .io.tile_record import COMPLETED_TILES, TILE_CHECKSUMS, TileRecord, open_record
 from .job_runner import Shared, Unit, run_units
@@ -132,6 +133,7 @@ def _record_attrs(scan: Scan, tiling, outputs: dict, tiling_token: str, job: str
     recomputes every tile's blocks from it)."""
     return {
         "job": job, "tiling": tiling_token, "pipeline": pipeline_hash,
+        "checksum": default_checksum(),
         "grid_shape": [int(g) for g in tiling.grid_shape],
         "positions": [[int(p) for p in axis] for axis in tiling.positions],
         "stride": [int(s) for s in tiling.stride],
@@ -281,4 +283,4 @@ def _tile_units(planner: TilePlanner, record: TileRecord, limit: int) -> Iterato
         plan, shift, is_shared = planner.plan(index)
         if is_shared:
             plan = shared.setdefault(id(plan), Shared(plan))
-        yield flat, run_tile, (plan, shift)
+        yield flat, run_tile, (plan, shift, record.algorithm)

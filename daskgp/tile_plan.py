@@ -7,18 +7,24 @@ tile by tile, as the job's window asks for them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import getitem
 
 from dask.core import flatten, istask
 from dask.core import get as get_in_order
 from dask.order import order
-from dask.task_spec import DataNode, GraphNode
+from dask.task_spec import DataNode, GraphNode, Task
 
 from .draws import recording_draws
+from .io.array_writer import _BlockWrite
 from .io.blocks import ScanTiling, WriteBlocks
-from .io.checksums import combine
+from .io.checksums import checksums_with, combine
+from .io.region import RegionView
 from .io.translation import translated
 from .numpy_nodes import learned_outputs
 from .request import BatchRequest
@@ -31,12 +37,55 @@ POSITION_DEPENDENT = frozenset({"Pad", "PreCache", "PrintProfilingStats", "Snaps
                                 "SpecifiedLocation", "DaisyRequestBlocks"})
 
 
+def compute_slots() -> int:
+    """How many tiles of a process compute at once: the cores it may run on.
+
+    Example:
+        >>> compute_slots() >= 1
+        True
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_GATE: tuple[int, threading.Semaphore] | None = None
+_GATE_LOCK = threading.Lock()
+
+
+def _compute_gate() -> threading.Semaphore:
+    """The process's compute slots (one semaphore per process, made on first use)."""
+    global _GATE
+    with _GATE_LOCK:
+        if _GATE is None or _GATE[0] != os.getpid():
+            _GATE = (os.getpid(), threading.Semaphore(compute_slots()))
+        return _GATE[1]
+
+
+def _does_io(node) -> bool:
+    """Whether a task reads a source region or writes an output block (its function, or one of
+    its direct arguments, is a ``RegionView`` or a ``_BlockWrite``)."""
+    if not isinstance(node, Task):
+        return False
+    values = [node.func, *node.args, *node.kwargs.values()]
+    return any(isinstance(v.value if isinstance(v, DataNode) else v, (RegionView, _BlockWrite))
+               for v in values)
+
+
 class TilePlan:
     """One tile's graph (its writes and what they need), computed in one task, synchronously.
 
     ``run(shift)`` computes it with every translatable read and write moved by ``shift``
     (world units) and returns one checksum per output: the sum of the checksums of the blocks
     the tile wrote (``daskgp.io.checksums``).
+
+    A job keeps more tiles in flight than there are cores, so that one tile's reads and writes
+    overlap another's computing; but its compute tasks (everything but reads and writes) hold
+    one of the process's ``compute_slots()`` while they run, so that no more of them run at
+    once than there are cores: four convolutions time-sliced on two cores cost 15-20% more
+    CPU than two at a time (``benchmarks/predict.py``'s kernel, A/B on this project's
+    machine: their working sets evict each other from the cores' caches).
 
     Args:
         side_effects (list of dask collections): the tile's writes; the last ``num_outputs``
@@ -70,6 +119,10 @@ class TilePlan:
         priorities = order(nodes)
         self.nodes = sorted(nodes.values(), key=lambda node: priorities[node.key])
         self._graph = nodes
+        # Per node, in order: whether it computes (takes a compute slot) or does I/O, or is a
+        # trivial step (an alias, data, a getitem of a node's outputs) that needs no slot.
+        self._gated = [isinstance(node, Task) and not _does_io(node)
+                       and node.func is not getitem for node in self.nodes]
 
     @property
     def graph(self) -> dict:
@@ -85,14 +138,18 @@ class TilePlan:
                 values = dict(zip(flat, get_in_order(self._graph, flat), strict=True))
             else:
                 values = {}
-                for node in self.nodes:
-                    values[node.key] = node(values)
+                gate = _compute_gate()
+                for node, gated in zip(self.nodes, self._gated, strict=True):
+                    with gate if gated else contextlib.nullcontext():
+                        values[node.key] = node(values)
         return tuple(combine(int(values[key].ravel()[0]) for key in keys) for keys in outputs)
 
 
-def run_tile(plan: TilePlan, shift) -> tuple[int, ...]:
-    """The task of one tile: ``plan.run(shift)``."""
-    return plan.run(shift)
+def run_tile(plan: TilePlan, shift, checksum: str | None = None) -> tuple[int, ...]:
+    """The task of one tile: ``plan.run(shift)``, its blocks' checksums made with algorithm
+    ``checksum`` (``daskgp.io.checksums``; None: the default)."""
+    with checksums_with(checksum):
+        return plan.run(shift)
 
 
 def equivariance_problem(pipeline, drawn: Sequence[str]) -> str | None:

@@ -19,7 +19,7 @@ from .errors import PipelineSetupError
 from .geometry import Coordinate, Roi
 from .io.batch_record import record_chunks
 from .io.blocks import ScanTiling
-from .io.checksums import block_checksum, combine, data_checksum
+from .io.checksums import block_checksum, checksum_algorithm, combine, data_checksum
 from .io.tile_record import TILE_CHECKSUMS, open_record
 from .io.zarr_reader import ZarrReader
 from .precompute import LayoutError, read_layout
@@ -67,6 +67,9 @@ def _verify_predict(path: str, record, progress: bool) -> VerifyReport:
     if "positions" not in attrs:
         raise PipelineSetupError(f"verify: {path} was written by a daskgp predict without "
                                  "checksums; nothing to verify")
+    # The algorithm the record names (an older daskgp's records name none: crc32); one this
+    # daskgp does not know is refused, never reported as damage.
+    algorithm = checksum_algorithm(attrs.get("checksum"), f"verify: {path}")
     tiling = ScanTiling(tuple(tuple(p) for p in attrs["positions"]), Coordinate(attrs["stride"]))
     completed = np.asarray(record[:]).astype(bool)
     checksums = np.asarray(zarr.open_array(path, path=TILE_CHECKSUMS, mode="r")[:])
@@ -92,7 +95,7 @@ def _verify_predict(path: str, record, progress: bool) -> VerifyReport:
                 data, problem = _read(reader, block, missing_is_damage=False)
                 if data is None:
                     break
-                found.append(block_checksum([s.start for s in block], data))
+                found.append(block_checksum([s.start for s in block], data, algorithm))
             where = f"tile {index} (#{flat}): dataset {dataset!r}, ROI {owned}"
             if problem:
                 report.damaged.append(f"{where}: {problem}")

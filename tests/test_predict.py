@@ -277,3 +277,47 @@ def test_numpy_model_planned_once_computes_every_tile(zarr_model, tmp_path):
     assert summary.planning == "once per kind of tile (8 plans)"
     np.testing.assert_array_equal(zarr.open_array(out, path="PRED", mode="r")[:],
                                   zarr_model["expected"])
+
+
+class CountingConvolve(NumpyConvolve):
+    """NumpyConvolve that counts how many of its tasks run at once (each takes 20 ms)."""
+
+    def __init__(self, kernel, context, counter):
+        super().__init__(kernel, context)
+        self.counter = counter
+
+    def process(self, batch, request):
+        import time
+
+        with self.counter["lock"]:
+            self.counter["now"] += 1
+            self.counter["most"] = max(self.counter["most"], self.counter["now"])
+        try:
+            time.sleep(0.02)
+            return super().process(batch, request)
+        finally:
+            with self.counter["lock"]:
+                self.counter["now"] -= 1
+
+
+@pytest.mark.parametrize("slots", [1, 2])
+def test_no_more_tiles_compute_at_once_than_compute_slots(zarr_model, tmp_path, monkeypatch,
+                                                          slots):
+    import threading
+
+    from daskgp import tile_plan
+
+    monkeypatch.setattr(tile_plan, "compute_slots", lambda: slots)
+    monkeypatch.setattr(tile_plan, "_GATE", None)
+    names = load_pipeline_file(ZARR_PIPELINE_FILE, names=("kernel", "CONTEXT"))
+    counter = {"lock": threading.Lock(), "now": 0, "most": 0}
+    pipeline = (gp.ZarrSource(str(tmp_path / "raw.zarr"), {RAW: "raw"})
+                + CountingConvolve(names["kernel"], names["CONTEXT"], counter))
+    out = str(tmp_path / "prediction.zarr")
+    # Four tiles in flight: their reads and writes overlap, their model tasks take turns.
+    summary = predict(pipeline, zarr_model["request"], out, scheduler="threads",
+                      tiles_in_flight=4, progress=False)
+    assert summary.written == 27
+    assert counter["most"] == slots
+    np.testing.assert_array_equal(zarr.open_array(out, path="PRED", mode="r")[:],
+                                  zarr_model["expected"])

@@ -60,3 +60,30 @@ def test_every_side_effect_runs_not_only_the_outputs():
     ran.clear()
     assert TilePlan([write, output], num_outputs=1).run() == expected
     assert sorted(ran) == ["output", "write", "write"]
+
+
+def test_reads_and_writes_take_no_compute_slot(tmp_path):
+    import zarr
+
+    from daskgp.io.array_writer import ZarrArrayWriter, write_blocks
+    from daskgp.io.region import read_region
+    from daskgp.io.zarr_reader import ZarrReader
+
+    zarr.create_array(str(tmp_path / "in.zarr"), shape=(8, 8), chunks=(4, 4), dtype="u1",
+                      zarr_format=2)[:] = np.arange(64, dtype="u1").reshape(8, 8)
+    zarr.create_array(str(tmp_path / "out.zarr"), shape=(8, 8), chunks=(4, 4), dtype="f4",
+                      zarr_format=2)
+    read = read_region(ZarrReader(str(tmp_path / "in.zarr"), ""), (0, 0), (8, 8), (0, 1),
+                       np.dtype("u1"), (4, 4), "read")
+    model = read.map_blocks(double, dtype="u1").astype("f4")
+    write = write_blocks(model, ZarrArrayWriter(str(tmp_path / "out.zarr"), ""), (0, 0), (4, 4),
+                         "Write", "write")
+    plan = TilePlan([write], num_outputs=1)
+    gated = {node.key[0] if isinstance(node.key, tuple) else node.key: flag
+             for node, flag in zip(plan.nodes, plan._gated, strict=True)}
+    assert {name.split("-")[0]: flag for name, flag in gated.items()} == {
+        "read": False, "double": True, "astype": True, "write": False,
+        "rechunk": False}  # the write's split of the model's one block: a getitem
+    plan.run()
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "out.zarr"), mode="r")[:],
+                                  np.arange(64).reshape(8, 8) * 2)

@@ -9,11 +9,16 @@ releases the GIL: 0.15 ms for a read of a 16x40x40 region, 0.14 ms for a write o
 volumes, measured on this project's two-core machine).
 
 The array is opened as zarr format 2 (``.zarray``) or 3 (``zarr.json``) on a local path,
-without a cache (every read sees the files as they are) and without ``fsync`` on writes
-(as zarr-python, which does not sync either). Where TensorStore is not installed, cannot open
-the array (a v2 array with filters, a codec it lacks, a remote or in-memory store) or sees
-another shape, dtype or chunking than zarr-python, ``open_local`` returns None and the
-caller uses zarr-python. ``DASKGP_ZARR_IO=zarr`` turns the fast path off.
+without ``fsync`` on writes (as zarr-python, which does not sync either). Handles for writing
+have no cache; handles for reading share a cache of decoded chunks (``DASKGP_ZARR_READ_CACHE``
+bytes per process, default 256 MiB; 0 turns it off), which TensorStore revalidates against
+the file at every read (a stat, not a decode), so every read still sees the files as they
+are: neighbouring tiles of ``daskgp predict`` overlap the same source chunks (a 34x132x132
+tile of a volume in 64x128x128 chunks touches up to 8 of them), which are then decoded once,
+not once per tile (1.9 instead of 3.5 CPU-ms a tile). Where TensorStore is not installed,
+cannot open the array (a v2 array with filters, a codec it lacks, a remote or in-memory
+store) or sees another shape, dtype or chunking than zarr-python, ``open_local`` returns None
+and the caller uses zarr-python. ``DASKGP_ZARR_IO=zarr`` turns the fast path off.
 
 Example:
     >>> handle = open_local("prediction.zarr", "pred", zarr_array, write=True)  # doctest: +SKIP
@@ -30,8 +35,10 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-_CONTEXT = None
+_CONTEXTS: dict = {}
 _CONTEXT_LOCK = threading.Lock()
+#: Bytes of decoded chunks that read handles of one process keep (``DASKGP_ZARR_READ_CACHE``).
+READ_CACHE_BYTES = 256 << 20
 
 
 def enabled() -> bool:
@@ -45,16 +52,18 @@ def enabled() -> bool:
     return True
 
 
-def _context():
-    """One TensorStore context per process: no cache, no fsync."""
-    global _CONTEXT
+def _context(write: bool):
+    """The process's TensorStore context for writing (no cache) or reading (the read cache),
+    both without fsync."""
+    cache = 0 if write else int(os.environ.get("DASKGP_ZARR_READ_CACHE", READ_CACHE_BYTES))
     with _CONTEXT_LOCK:
-        if _CONTEXT is None or _CONTEXT[0] != os.getpid():
+        key = (os.getpid(), cache)
+        if key not in _CONTEXTS:
             import tensorstore as ts
 
-            _CONTEXT = (os.getpid(), ts.Context({"cache_pool": {"total_bytes_limit": 0},
-                                                 "file_io_sync": False}))
-        return _CONTEXT[1]
+            _CONTEXTS[key] = ts.Context({"cache_pool": {"total_bytes_limit": cache},
+                                         "file_io_sync": False})
+        return _CONTEXTS[key]
 
 
 def open_local(store, dataset: str, zarr_array, write: bool = False):
@@ -77,7 +86,8 @@ def open_local(store, dataset: str, zarr_array, write: bool = False):
 
     try:
         handle = ts.open({"driver": driver, "kvstore": {"driver": "file", "path": path}},
-                         read=True, write=write, open=True, context=_context()).result()
+                         read=True, write=write, open=True,
+                         context=_context(write)).result()
     except Exception as error:  # a codec or layout TensorStore lacks: zarr-python reads it
         logger.debug("zarr-python for %s: TensorStore cannot open it (%s)", path, error)
         return None

@@ -14,6 +14,7 @@ import numpy as np
 import zarr
 
 from ..errors import PipelineSetupError
+from .checksums import checksum_algorithm
 
 #: uint8 array in the output, one element per tile (C order of the grid): 1 once written.
 COMPLETED_TILES = "_completed_tiles"
@@ -49,10 +50,14 @@ class TileRecord:
         >>> record.mark(3, (12345,)); record.flush()  # doctest: +SKIP
     """
 
-    def __init__(self, path: str, completed: np.ndarray, checksums: np.ndarray) -> None:
+    def __init__(self, path: str, completed: np.ndarray, checksums: np.ndarray,
+                 algorithm: str | None = None) -> None:
         self.path = path
         self.completed = completed
         self.checksums = checksums
+        #: How the tiles' block checksums are made (``daskgp.io.checksums``): the record's
+        #: ``checksum`` attribute, ``"crc32"`` for records that predate it.
+        self.algorithm = checksum_algorithm(algorithm, path)
         self._dirty: set[int] = set()
         self._last_flush = time.monotonic()
         self._completed_array = zarr.open_array(path, path=COMPLETED_TILES, mode="r+")
@@ -61,7 +66,10 @@ class TileRecord:
     @classmethod
     def require(cls, path: str, num_tiles: int, attrs: dict, num_outputs: int) -> TileRecord:
         """The record of output ``path``, created (all tiles pending) if missing; raises
-        ``PipelineSetupError`` if it exists for another grid of tiles."""
+        ``PipelineSetupError`` if it exists for another grid of tiles, or names a checksum
+        algorithm this daskgp does not know. An existing record keeps its algorithm (its
+        ``checksum`` attribute), so that a resumed job's new tiles are checked like its old
+        ones."""
         try:
             root = zarr.open_group(path, mode="r+")
         except FileNotFoundError:  # a new output: zarr format 2, as ZarrWrite makes them
@@ -78,10 +86,12 @@ class TileRecord:
                     "rerun with --overwrite)"
                 )
             completed = np.asarray(record[:]).astype(bool)
+            algorithm = record.attrs.get("checksum")
         else:
             root.create_array(COMPLETED_TILES, shape=(num_tiles,), chunks=(chunk,),
                               dtype=np.uint8, fill_value=0, attributes=attrs)
             completed = np.zeros(num_tiles, bool)
+            algorithm = attrs.get("checksum")
         if TILE_CHECKSUMS in root and root[TILE_CHECKSUMS].shape == (num_tiles, num_outputs):
             checksums = np.asarray(root[TILE_CHECKSUMS][:], dtype=np.uint32)
         else:
@@ -89,7 +99,7 @@ class TileRecord:
                               chunks=(chunk, num_outputs), dtype=np.uint32, fill_value=0,
                               overwrite=True)
             checksums = np.zeros((num_tiles, num_outputs), np.uint32)
-        return cls(path, completed, checksums)
+        return cls(path, completed, checksums, algorithm)
 
     @property
     def chunk(self) -> int:

@@ -126,3 +126,27 @@ def test_integer_arrays_cast_as_zarr_python_does(tmp_path, monkeypatch):
         outputs.append(zarr.open_array(str(tmp_path / f"{name}.zarr"), path="pred")[0:4, 0:5,
                                                                                    0:3])
     np.testing.assert_array_equal(*outputs)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_cached_reads_see_rewritten_corrupted_and_deleted_chunks(tmp_path, zarr_format):
+    # Reads keep decoded chunks (the read cache), revalidated against the file at every read.
+    array = make_array(tmp_path / "data.zarr", zarr_format, dtype="uint8")
+    array[:] = 1
+    reader = ZarrReader(str(tmp_path / "data.zarr"), "pred")
+    everything = (slice(0, 12), slice(0, 10), slice(0, 9))
+    assert reader.read(everything).sum() == 12 * 10 * 9
+    # TensorStore reads it, through the cached context (writes have their own, uncached).
+    assert tensorstore_io.open_local(str(tmp_path / "data.zarr"), "pred", array) is not None
+    assert tensorstore_io._context(write=False) is not tensorstore_io._context(write=True)
+    array[0:4, 0:5, 0:3] = 7  # the same chunk file rewritten at once, same size
+    data = reader.read(everything)
+    assert data[0, 0, 0] == 7 and data.sum() == 12 * 10 * 9 + 6 * 4 * 5 * 3
+    key = "0.0.0" if zarr_format == 2 else os.path.join("c", "0", "0", "0")
+    chunk = tmp_path / "data.zarr" / "pred" / key
+    chunk.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"Error reading .*" + key.replace(os.sep, ".")):
+        reader.read((slice(0, 4), slice(0, 5), slice(0, 3)))
+    chunk.unlink()  # a missing chunk reads as the fill value, as zarr-python reads it
+    assert reader.read((slice(0, 4), slice(0, 5), slice(0, 3))).sum() == 0
+    assert reader.read(everything).sum() == 12 * 10 * 9 - 4 * 5 * 3

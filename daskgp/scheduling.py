@@ -20,7 +20,7 @@ from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, Thre
 import dask
 
 from . import _pdeathsig
-from .batch import Batch
+from .batch import Batch, compute_arrays
 
 _LOCAL_SCHEDULERS = {
     "sync": "sync",
@@ -366,7 +366,8 @@ class BatchPrefetcher:
                 kwargs = {"pool": self._pool.for_priority(index)}
             elif self._pool is not None:
                 kwargs = {"pool": self._pool}
-            values = dask.compute(*data, scheduler=local_get(self._scheduler), **kwargs)
+            values = compute_arrays(data[:len(lazy_keys)], *data[len(lazy_keys):],
+                                    scheduler=self._scheduler, **kwargs)
             return batch, lazy_keys, values
         finally:
             if release:

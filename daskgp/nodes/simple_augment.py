@@ -12,7 +12,7 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
-from ..batch import Array, Batch
+from ..batch import Array, Batch, mark_own_chunk, owns_chunk
 from ..errors import BatchRequestError, PipelineSetupError
 from ..geometry import Coordinate, Roi
 from ..keys import ArrayKey
@@ -171,6 +171,9 @@ class SimpleAugment(BatchFilter):
                 # A view of a warp's output: an IntensityAugment downstream can still fuse
                 # into the warp's task (elementwise with a global mean, it commutes with this).
                 mark_warp_output(oriented, lambda post: self._orient(rebuild(post), flips, axes))
+            if owns_chunk(data):
+                # A view of a chunk that no other task keeps (a warp's output): it owns it too.
+                mark_own_chunk(oriented)
             return oriented
         if mirrored:
             data = data[flips]

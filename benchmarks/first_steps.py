@@ -233,6 +233,20 @@ class FloorBatches:
         self.root = zarr.open_group(path, mode="r")
         self.handles = {key: tensorstore_io.open_local(path, dataset, self.root[dataset])
                         for key, dataset in DATASETS.items()}
+        if all(handle is not None for handle in self.handles.values()):
+            # The floor reads the very boxes daskgp just read: through daskgp's own read cache
+            # (one per process) every chunk would be decoded already. Its own cache of the
+            # same size instead: the same hits daskgp gets from earlier batches, no more.
+            import tensorstore as ts
+
+            cache = int(os.environ.get("DASKGP_ZARR_READ_CACHE",
+                                       tensorstore_io.READ_CACHE_BYTES))
+            context = ts.Context({"cache_pool": {"total_bytes_limit": cache},
+                                  "file_io_sync": False})
+            self.handles = {key: ts.open({"driver": "zarr" if os.path.exists(os.path.join(
+                path, dataset, ".zarray")) else "zarr3", "kvstore": {
+                "driver": "file", "path": os.path.join(path, dataset)}}, read=True,
+                context=context).result() for key, dataset in DATASETS.items()}
         self.rng = np.random.default_rng(seed)
         self.walls: list[float] = []
         self.cpus: list[float] = []

@@ -1,6 +1,7 @@
 """``Array`` and ``Batch``: data with specs, lazy (dask) while a batch is built, numpy after.
 
-``Batch.compute()`` materializes a lazy batch with one ``dask.compute`` call.
+``Batch.compute()`` materializes a lazy batch with one ``dask.compute`` call
+(``compute_arrays``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,108 @@ from .errors import ArrayError
 from .geometry import Roi, roi_to_voxel_slices
 from .keys import ArrayKey, GraphKey
 from .specs import ArraySpec
+
+_OWN_CHUNK = "_daskgp_own_chunk"
+
+
+def mark_own_chunk(array: da.Array) -> da.Array:
+    """Record that ``array``'s one chunk is computed as a new numpy array (or a view of one)
+    that no other task of its graph keeps: a warp task's output, SimpleAugment's view of it.
+
+    ``compute_arrays`` then returns that chunk as the task made it, without the defensive copy
+    that ``dask.compute`` makes of every one-chunk result (dask cannot tell a fresh chunk from
+    a buffer held in the graph, such as ``da.from_array``'s data or a persisted chunk). The
+    record lives on this very array object: any operation, ``persist`` included, makes an
+    array without it. Only mark arrays whose task allocates its output on every run.
+
+    Example:
+        >>> owns_chunk(mark_own_chunk(da.zeros(3) + 1)), owns_chunk(da.zeros(3) + 1)
+        (True, False)
+    """
+    if array.npartitions != 1:
+        raise ValueError(f"mark_own_chunk takes a one-chunk array, got {array.npartitions} chunks")
+    setattr(array, _OWN_CHUNK, True)
+    return array
+
+
+def owns_chunk(array) -> bool:
+    """True where ``mark_own_chunk`` marked this very array object."""
+    return getattr(array, _OWN_CHUNK, False) is True
+
+
+class _OwnChunk:
+    """A dask collection that computes a marked one-chunk array to its chunk as computed.
+
+    It shares the array's graph, keys and optimizer (so ``dask.compute`` optimizes and runs it
+    with the other arrays of the call, as one graph); only its finalize differs."""
+
+    __slots__ = ("_array",)
+
+    def __init__(self, array: da.Array) -> None:
+        self._array = array
+
+    def __dask_graph__(self):
+        return self._array.__dask_graph__()
+
+    def __dask_keys__(self):
+        return self._array.__dask_keys__()
+
+    def __dask_layers__(self):
+        return self._array.__dask_layers__()
+
+    @property
+    def __dask_optimize__(self):
+        return self._array.__dask_optimize__
+
+    @property
+    def __dask_scheduler__(self):
+        return self._array.__dask_scheduler__
+
+    def __dask_postcompute__(self):
+        return _only_chunk, ()
+
+    def __dask_tokenize__(self):
+        return ("daskgp-own-chunk", self._array.name)
+
+
+def _only_chunk(results):
+    while isinstance(results, (list, tuple)):
+        (results,) = results
+    return results
+
+
+def compute_arrays(arrays, *others, scheduler=None, **kwargs) -> tuple:
+    """``dask.compute(*arrays, *others)`` on ``scheduler`` (as ``local_get`` takes it), in one
+    call; the one chunk of an array marked by ``mark_own_chunk`` comes back uncopied.
+
+    That skips a batch-sized copy per warped array (a strided one after SimpleAugment's
+    transpose). Only on dask's local schedulers (a cluster's results may be a worker's own
+    buffers); two results that share memory (one warp output returned under two keys) are
+    copied apart, so every returned array is the caller's alone, as with ``dask.compute``.
+    Used by ``Batch.compute``, PreCache's prefetcher and the TensorFlow nodes.
+
+    Example:
+        >>> a, = compute_arrays([mark_own_chunk(da.ones(3) * 2)], scheduler="sync")
+        >>> a
+        array([2., 2., 2.])
+    """
+    import dask.local
+    import dask.multiprocessing
+    import dask.threaded
+
+    from .scheduling import local_get  # scheduling imports this module
+
+    get = local_get(scheduler)
+    local = get in (dask.local.get_sync, dask.threaded.get, dask.multiprocessing.get)
+    arrays = [_OwnChunk(a) if local and owns_chunk(a) else a for a in arrays]
+    values = list(dask.compute(*arrays, *others, scheduler=get, **kwargs))
+    own = []
+    for i, array in enumerate(arrays):
+        if isinstance(array, _OwnChunk):
+            if any(np.may_share_memory(values[i], v) for v in own):
+                values[i] = values[i].copy()
+            own.append(values[i])
+    return tuple(values)
 
 
 class Array:
@@ -240,11 +343,9 @@ class Batch:
         is a materialization boundary. ``scheduler`` is any of dask's (``"sync"``,
         ``"threads"``, ``"processes"``, a ``distributed.Client``); None follows dask's rules.
         """
-        from .scheduling import local_get  # scheduling imports this module
-
         keys = [k for k, a in self.arrays.items() if a.is_lazy]
-        values = dask.compute(*(self.arrays[k].data for k in keys), *self.side_effects,
-                              scheduler=local_get(scheduler), **kwargs)
+        values = compute_arrays([self.arrays[k].data for k in keys], *self.side_effects,
+                                scheduler=scheduler, **kwargs)
         return self.with_computed(keys, values[: len(keys)])
 
     def with_computed(self, keys: list, values) -> Batch:

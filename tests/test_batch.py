@@ -1,3 +1,5 @@
+import math
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -58,3 +60,63 @@ def test_batch_crop_merge_and_compute():
 def test_missing_key_error_names_key():
     with pytest.raises(KeyError, match="RAW"):
         gp.Batch()[RAW]
+
+
+# --- compute without dask's defensive copy of a fresh one-chunk result -------------------------
+
+
+def test_compute_arrays_returns_marked_chunks_uncopied_and_others_copied():
+    from daskgp.batch import compute_arrays, mark_own_chunk, owns_chunk
+
+    source = np.arange(6.0)
+    held = da.from_array(source, chunks=-1)  # its chunk is the source's buffer
+    fresh = mark_own_chunk(held * 2)
+    view = mark_own_chunk(fresh[::-1])  # a view of the same fresh buffer
+    values = compute_arrays([held, fresh, view], scheduler="threads")
+    np.testing.assert_array_equal(values[0], source)
+    np.testing.assert_array_equal(values[1], source * 2)
+    np.testing.assert_array_equal(values[2], source[::-1] * 2)
+    assert not np.shares_memory(values[0], source)
+    # The two marked results are one buffer in the graph: copied apart.
+    assert not np.shares_memory(values[1], values[2])
+    assert not owns_chunk(held) and not owns_chunk(fresh.persist())
+    with pytest.raises(ValueError, match="one-chunk"):
+        mark_own_chunk(da.zeros(4, chunks=2))
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+def test_mutating_a_computed_augmented_batch_changes_no_source_or_later_batch(scheduler):
+    """The warp's and SimpleAugment's results come back uncopied: a user writing into a batch
+    must still change neither the source's data nor a later batch (also via persist and
+    PreCache)."""
+    from tests.helpers import array_source
+
+    raw = np.random.default_rng(0).random((12, 40, 40)).astype(np.float32)
+    kept = raw.copy()
+    request = gp.BatchRequest(random_seed=3)
+    request[RAW] = gp.ArraySpec(roi=gp.Roi((2, 10, 10), (8, 20, 20)))
+    for augment in ([], [gp.ElasticAugment([4, 10, 10], [0, 2, 2], [0, math.pi / 2])],
+                    [gp.ElasticAugment([4, 10, 10], [0, 2, 2], [0, math.pi / 2]),
+                     gp.SimpleAugment(transpose_only=[1, 2]),
+                     gp.IntensityAugment(RAW, 0.9, 1.1, -0.1, 0.1, clip=False)]):
+        pipeline = array_source(RAW, raw)
+        for node in augment:
+            pipeline = pipeline + node
+        with gp.build(pipeline, scheduler=scheduler, seed=0) as p:
+            first = p.request_batch(request)[RAW].data
+            expected = first.copy()
+            first[...] = -1
+            np.testing.assert_array_equal(raw, kept)
+            np.testing.assert_array_equal(p.request_batch(request)[RAW].data, expected)
+            lazy = p.request_lazy_batch(request)
+            persisted = lazy.persist(scheduler=scheduler)
+            for batch in (lazy, persisted, persisted):
+                data = batch.compute(scheduler=scheduler)[RAW].data
+                np.testing.assert_array_equal(data, expected)
+                data[...] = -2
+        np.testing.assert_array_equal(raw, kept)
+    cached = array_source(RAW, raw) + augment[0] + augment[1] + gp.PreCache(2, 2)
+    with gp.build(cached, scheduler=scheduler, seed=0) as p:
+        for _ in range(3):
+            p.request_batch(request)[RAW].data[...] = -3
+    np.testing.assert_array_equal(raw, kept)

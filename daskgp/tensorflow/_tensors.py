@@ -4,21 +4,20 @@ channels-last layout."""
 
 from __future__ import annotations
 
-import dask
 import numpy as np
 
-from ..batch import Array, Batch
+from ..batch import Array, Batch, compute_arrays
 from ..errors import ArrayError, PipelineSetupError
 from ..keys import ArrayKey
 from ..request import BatchRequest
-from ..scheduling import local_get
 from ..specs import ArraySpec
 
 
 def materialize(batch: Batch, keys, scheduler) -> dict[ArrayKey, np.ndarray]:
-    """numpy data of ``keys``, computing the lazy ones in one ``dask.compute``."""
+    """numpy data of ``keys``, computing the lazy ones in one ``dask.compute``
+    (``compute_arrays``)."""
     lazy = [k for k in keys if batch[k].is_lazy]
-    values = dask.compute(*(batch[k].data for k in lazy), scheduler=local_get(scheduler))
+    values = compute_arrays([batch[k].data for k in lazy], scheduler=scheduler)
     data = {k: np.asarray(batch[k].data) for k in keys if k not in lazy}
     data.update(dict(zip(lazy, values, strict=True)))
     return data

@@ -20,6 +20,7 @@ import numpy as np
 from dask.base import tokenize
 from scipy import ndimage
 
+from ..batch import mark_own_chunk
 from ..errors import BatchError
 from ..names import NodeTask
 from ._elastic import (
@@ -607,7 +608,8 @@ def chunked_warp(
             the warp (the output has its dtype).
 
     A one-chunk output is marked (``mark_warp_output``) with how to build its task again with
-    a ``ScaleShift`` at its end, so that an ``IntensityAugment`` downstream can fuse into it.
+    a ``ScaleShift`` at its end, so that an ``IntensityAugment`` downstream can fuse into it,
+    and as owning its chunk (``mark_own_chunk``: ``Batch.compute`` returns it uncopied).
 
     Example:
         >>> t = ElasticTransform((4, 4), rotation=np.pi)
@@ -660,8 +662,10 @@ def chunked_warp(
             begins, box_begin, box_end, transform_task, chunk_begin, chunk_size, order,
             normalization, scale_shift, *blocks, dask_key_name=f"{name}-{key}-{number}",
         )
-        return da.from_delayed(task, shape=leading + chunk_size, dtype=dtype,
-                               name=f"{name}-block-{key}-{number}")
+        chunk = da.from_delayed(task, shape=leading + chunk_size, dtype=dtype,
+                                name=f"{name}-block-{key}-{number}")
+        # warp_block allocates its output on every run: computed, it needs no defensive copy.
+        return mark_own_chunk(chunk)
 
     for number, index in enumerate(itertools.product(*(range(len(r)) for r in ranges))):
         chunk_begin = tuple(ranges[d][i][0] for d, i in enumerate(index))

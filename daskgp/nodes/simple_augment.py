@@ -5,14 +5,12 @@ The request is mirrored/transposed upstream about the total ROI, so arrays stay 
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Sequence
 
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
 
 from ..batch import Array, Batch, mark_own_chunk, owns_chunk
 from ..errors import BatchRequestError, PipelineSetupError
@@ -162,15 +160,12 @@ class SimpleAugment(BatchFilter):
         if not (mirrored or moved):
             return data
         if isinstance(data, da.Array) and data.npartitions == 1:
-            # One task on the one chunk, its layer written directly (a quarter of
-            # ``map_blocks``'s planning time, which this pays up to twice per array a batch).
-            name = f"{task_prefix(self.name())}-" + tokenize(data.name, flips, axes)
-            (source_key,) = _flat_keys(data.__dask_keys__())
-            layer = {(name,) + (0,) * data.ndim: (
-                functools.partial(_oriented, flips=flips, axes=axes), source_key)}
-            graph = HighLevelGraph.from_collections(name, layer, dependencies=[data])
-            oriented = da.Array(graph, name, tuple((data.shape[a],) for a in axes),
-                                meta=np.empty((0,) * data.ndim, dtype=data.dtype))
+            shape = tuple(data.shape[a] for a in axes)
+            oriented = da.map_blocks(
+                _oriented, data, flips=flips, axes=axes, chunks=tuple((n,) for n in shape),
+                meta=np.empty((0,) * data.ndim, dtype=data.dtype),
+                name=f"{task_prefix(self.name())}-" + tokenize(data.name, flips, axes),
+            )
             rebuild = warp_rebuild(data)
             if rebuild is not None:
                 # A view of a warp's output: an IntensityAugment downstream can still fuse
@@ -253,15 +248,6 @@ class SimpleAugment(BatchFilter):
     def _lcm_voxel_size(self, request: BatchRequest) -> Coordinate | None:
         keys = [k for k in request.array_specs if k in self.spec]
         return self.spec.get_lcm_voxel_size(keys)
-
-
-def _flat_keys(keys):
-    """The keys of a nested ``__dask_keys__()`` list, in order."""
-    for key in keys:
-        if isinstance(key, list):
-            yield from _flat_keys(key)
-        else:
-            yield key
 
 
 def _oriented(block: np.ndarray, flips: tuple, axes: tuple) -> np.ndarray:

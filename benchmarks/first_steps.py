@@ -234,9 +234,10 @@ class FloorBatches:
         self.handles = {key: tensorstore_io.open_local(path, dataset, self.root[dataset])
                         for key, dataset in DATASETS.items()}
         if all(handle is not None for handle in self.handles.values()):
-            # The floor reads the very boxes daskgp just read: through daskgp's own read cache
-            # (one per process) every chunk would be decoded already. Its own cache of the
-            # same size instead: the same hits daskgp gets from earlier batches, no more.
+            # The floor reads the very boxes daskgp just read: through daskgp's read cache (one
+            # per process, when DASKGP_ZARR_READ_CACHE turns it on) every chunk would be decoded
+            # already. Its own cache of the same size instead (none by default): the same hits
+            # daskgp gets from earlier batches, no more.
             import tensorstore as ts
 
             cache = int(os.environ.get("DASKGP_ZARR_READ_CACHE",

@@ -10,12 +10,16 @@ volumes, measured on this project's two-core machine).
 
 The array is opened as zarr format 2 (``.zarray``) or 3 (``zarr.json``) on a local path,
 without ``fsync`` on writes (as zarr-python, which does not sync either). Handles for writing
-have no cache; handles for reading share a cache of decoded chunks (``DASKGP_ZARR_READ_CACHE``
-bytes per process, default 256 MiB; 0 turns it off), which TensorStore revalidates against
-the file at every read (a stat, not a decode), so every read still sees the files as they
-are: neighbouring tiles of ``daskgp predict`` overlap the same source chunks (a 34x132x132
-tile of a volume in 64x128x128 chunks touches up to 8 of them), which are then decoded once,
-not once per tile (1.9 instead of 3.5 CPU-ms a tile). Where TensorStore is not installed,
+have no cache; handles for reading may share a cache of decoded chunks
+(``DASKGP_ZARR_READ_CACHE`` bytes per process; off by default), which TensorStore revalidates
+against the file at every read (a stat, not a decode), so every read still sees the files as
+they are. It pays where reads overlap: neighbouring tiles of ``daskgp predict`` share source
+chunks (a 34x132x132 tile of a volume in 64x128x128 chunks touches up to 8 of them), decoded
+once instead of once per tile (1.9 instead of 3.5 CPU-ms a tile, ~2% of the convolution job
+in ``benchmarks/predict.py``). It is off by default because training at random locations of a
+large volume rarely hits it while it holds up to its size in memory: at 256 MiB the seed
+pipeline's peak RSS went from 638 to 1,331 MiB (``benchmarks/first_steps.py``, its floor's own
+cache included), above gunpowder's 1,141. Where TensorStore is not installed,
 cannot open the array (a v2 array with filters, a codec it lacks, a remote or in-memory
 store) or sees another shape, dtype or chunking than zarr-python, ``open_local`` returns None
 and the caller uses zarr-python. ``DASKGP_ZARR_IO=zarr`` turns the fast path off.
@@ -37,8 +41,9 @@ logger = logging.getLogger(__name__)
 
 _CONTEXTS: dict = {}
 _CONTEXT_LOCK = threading.Lock()
-#: Bytes of decoded chunks that read handles of one process keep (``DASKGP_ZARR_READ_CACHE``).
-READ_CACHE_BYTES = 256 << 20
+#: Bytes of decoded chunks that read handles of one process keep by default
+#: (``DASKGP_ZARR_READ_CACHE`` overrides it; e.g. ``268435456`` for 256 MiB).
+READ_CACHE_BYTES = 0
 
 
 def enabled() -> bool:

@@ -129,8 +129,10 @@ def test_integer_arrays_cast_as_zarr_python_does(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
-def test_cached_reads_see_rewritten_corrupted_and_deleted_chunks(tmp_path, zarr_format):
-    # Reads keep decoded chunks (the read cache), revalidated against the file at every read.
+def test_cached_reads_see_rewritten_corrupted_and_deleted_chunks(tmp_path, zarr_format,
+                                                                 monkeypatch):
+    # With the read cache on, reads keep decoded chunks, revalidated at every read.
+    monkeypatch.setenv("DASKGP_ZARR_READ_CACHE", str(64 << 20))
     array = make_array(tmp_path / "data.zarr", zarr_format, dtype="uint8")
     array[:] = 1
     reader = ZarrReader(str(tmp_path / "data.zarr"), "pred")

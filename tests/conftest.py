@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+from daskgp.cli import load_pipeline_file
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +26,18 @@ def scheduler(request):
     if request.param == "distributed":
         return request.getfixturevalue("cluster_client")
     return request.param
+
+
+#: The standalone pipeline file the predict/verify tests load (``tests/data``).
+ZARR_PIPELINE_FILE = Path(__file__).parent / "data" / "predict_zarr_pipeline.py"
+
+
+@pytest.fixture
+def zarr_model(monkeypatch, tmp_path):
+    """The zarr predict pipeline file's names, its volume written to ``tmp_path``."""
+    monkeypatch.setenv("DASKGP_TEST_SLEEP", "0")
+    monkeypatch.setenv("DASKGP_TEST_RAW", str(tmp_path / "raw.zarr"))
+    monkeypatch.delenv("DASKGP_TEST_LOG", raising=False)
+    names = load_pipeline_file(ZARR_PIPELINE_FILE, names=("write_raw", "expected_prediction"))
+    names["write_raw"](str(tmp_path / "raw.zarr"))
+    return {**load_pipeline_file(ZARR_PIPELINE_FILE), "expected": names["expected_prediction"]()}

@@ -13,6 +13,8 @@ import daskgp as gp
 from daskgp.cli import load_pipeline_file
 from daskgp.predict import COMPLETED_TILES, TILE_CHECKSUMS, predict
 
+from .conftest import ZARR_PIPELINE_FILE
+
 PIPELINE_FILE = Path(__file__).parent / "data" / "predict_pipeline.py"
 PRED = gp.ArrayKey("PRED")
 RAW = gp.ArrayKey("RAW")
@@ -130,18 +132,6 @@ def test_a_reference_without_outputs_is_an_error(model, tmp_path):
     assert not (tmp_path / "p.zarr").exists()
 
 
-ZARR_PIPELINE_FILE = Path(__file__).parent / "data" / "predict_zarr_pipeline.py"
-
-
-@pytest.fixture
-def zarr_model(monkeypatch, tmp_path):
-    """The zarr predict pipeline file's names, its volume written to ``tmp_path``."""
-    monkeypatch.setenv("DASKGP_TEST_SLEEP", "0")
-    monkeypatch.setenv("DASKGP_TEST_RAW", str(tmp_path / "raw.zarr"))
-    monkeypatch.delenv("DASKGP_TEST_LOG", raising=False)
-    names = load_pipeline_file(ZARR_PIPELINE_FILE, names=("write_raw", "expected_prediction"))
-    names["write_raw"](str(tmp_path / "raw.zarr"))
-    return {**load_pipeline_file(ZARR_PIPELINE_FILE), "expected": names["expected_prediction"]()}
 
 
 @pytest.mark.parametrize("scheduler_name", ["sync", "threads"])

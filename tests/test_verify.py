@@ -3,30 +3,15 @@ names (crc32c now, crc32 for records an older daskgp wrote without a name); a re
 its record's algorithm; an algorithm this daskgp does not know is refused, never called damage."""
 
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
 
 import daskgp as gp
-from daskgp.cli import load_pipeline_file
 from daskgp.io import checksums
 from daskgp.predict import COMPLETED_TILES, TILE_CHECKSUMS, predict
 from daskgp.verify import verify
-
-ZARR_PIPELINE_FILE = Path(__file__).parent / "data" / "predict_zarr_pipeline.py"
-
-
-@pytest.fixture
-def zarr_model(monkeypatch, tmp_path):
-    """The zarr predict pipeline file's names, its volume written to ``tmp_path``."""
-    monkeypatch.setenv("DASKGP_TEST_SLEEP", "0")
-    monkeypatch.setenv("DASKGP_TEST_RAW", str(tmp_path / "raw.zarr"))
-    monkeypatch.delenv("DASKGP_TEST_LOG", raising=False)
-    names = load_pipeline_file(ZARR_PIPELINE_FILE, names=("write_raw", "expected_prediction"))
-    names["write_raw"](str(tmp_path / "raw.zarr"))
-    return {**load_pipeline_file(ZARR_PIPELINE_FILE), "expected": names["expected_prediction"]()}
 
 
 def run(zarr_model, out, **kwargs):

@@ -231,23 +231,15 @@ class FloorBatches:
         from daskgp.io import tensorstore_io
 
         self.root = zarr.open_group(path, mode="r")
-        self.handles = {key: tensorstore_io.open_local(path, dataset, self.root[dataset])
+        # The floor reads the very boxes daskgp just read: through daskgp's read cache (one
+        # per process, when DASKGP_ZARR_READ_CACHE turns it on) every chunk would be decoded
+        # already. Its own cache of the same size instead (none by default): the same hits
+        # daskgp gets from earlier batches, no more.
+        context = (tensorstore_io.new_context(tensorstore_io.read_cache_bytes())
+                   if tensorstore_io.enabled() else None)
+        self.handles = {key: tensorstore_io.open_local(path, dataset, self.root[dataset],
+                                                       context=context)
                         for key, dataset in DATASETS.items()}
-        if all(handle is not None for handle in self.handles.values()):
-            # The floor reads the very boxes daskgp just read: through daskgp's read cache (one
-            # per process, when DASKGP_ZARR_READ_CACHE turns it on) every chunk would be decoded
-            # already. Its own cache of the same size instead (none by default): the same hits
-            # daskgp gets from earlier batches, no more.
-            import tensorstore as ts
-
-            cache = int(os.environ.get("DASKGP_ZARR_READ_CACHE",
-                                       tensorstore_io.READ_CACHE_BYTES))
-            context = ts.Context({"cache_pool": {"total_bytes_limit": cache},
-                                  "file_io_sync": False})
-            self.handles = {key: ts.open({"driver": "zarr" if os.path.exists(os.path.join(
-                path, dataset, ".zarray")) else "zarr3", "kvstore": {
-                "driver": "file", "path": os.path.join(path, dataset)}}, read=True,
-                context=context).result() for key, dataset in DATASETS.items()}
         self.rng = np.random.default_rng(seed)
         self.walls: list[float] = []
         self.cpus: list[float] = []

@@ -57,26 +57,38 @@ def enabled() -> bool:
     return True
 
 
+def read_cache_bytes() -> int:
+    """Bytes of decoded chunks a process's read handles keep (``DASKGP_ZARR_READ_CACHE``, else
+    ``READ_CACHE_BYTES``)."""
+    return int(os.environ.get("DASKGP_ZARR_READ_CACHE", READ_CACHE_BYTES))
+
+
+def new_context(cache_bytes: int):
+    """A new TensorStore context with a cache of ``cache_bytes`` decoded chunks, without
+    fsync (what the process's shared contexts are made of)."""
+    import tensorstore as ts
+
+    return ts.Context({"cache_pool": {"total_bytes_limit": cache_bytes},
+                       "file_io_sync": False})
+
+
 def _context(write: bool):
-    """The process's TensorStore context for writing (no cache) or reading (the read cache),
-    both without fsync."""
-    cache = 0 if write else int(os.environ.get("DASKGP_ZARR_READ_CACHE", READ_CACHE_BYTES))
+    """The process's TensorStore context for writing (no cache) or reading (the read cache)."""
+    cache = 0 if write else read_cache_bytes()
     with _CONTEXT_LOCK:
         key = (os.getpid(), cache)
         if key not in _CONTEXTS:
-            import tensorstore as ts
-
-            _CONTEXTS[key] = ts.Context({"cache_pool": {"total_bytes_limit": cache},
-                                         "file_io_sync": False})
+            _CONTEXTS[key] = new_context(cache)
         return _CONTEXTS[key]
 
 
-def open_local(store, dataset: str, zarr_array, write: bool = False):
+def open_local(store, dataset: str, zarr_array, write: bool = False, context=None):
     """A TensorStore handle on ``dataset`` of the local zarr container ``store`` (a path),
     or None where the fast path does not apply (see the module's docstring).
 
     ``zarr_array`` is the same array opened with zarr-python: the handle is used only if it
-    agrees with it on shape, dtype and chunks.
+    agrees with it on shape, dtype and chunks. ``context``: a TensorStore context of the
+    caller's own (``new_context``) instead of the process's shared one.
     """
     if not isinstance(store, str) or "://" in store or not enabled():
         return None
@@ -92,7 +104,7 @@ def open_local(store, dataset: str, zarr_array, write: bool = False):
     try:
         handle = ts.open({"driver": driver, "kvstore": {"driver": "file", "path": path}},
                          read=True, write=write, open=True,
-                         context=_context(write)).result()
+                         context=_context(write) if context is None else context).result()
     except Exception as error:  # a codec or layout TensorStore lacks: zarr-python reads it
         logger.debug("zarr-python for %s: TensorStore cannot open it (%s)", path, error)
         return None

@@ -28,6 +28,7 @@ from .io.region import RegionView
 from .io.translation import translated
 from .numpy_nodes import learned_outputs
 from .request import BatchRequest
+from .scheduling import usable_cores
 
 logger = logging.getLogger(__name__)
 
@@ -38,16 +39,14 @@ POSITION_DEPENDENT = frozenset({"Pad", "PreCache", "PrintProfilingStats", "Snaps
 
 
 def compute_slots() -> int:
-    """How many tiles of a process compute at once: the cores it may run on.
+    """How many tiles of a process compute at once: the cores it may run on
+    (``scheduling.usable_cores``: CPU affinity and cgroup quota counted).
 
     Example:
         >>> compute_slots() >= 1
         True
     """
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 _GATE: tuple[int, threading.Semaphore] | None = None
